@@ -1,0 +1,48 @@
+"""fixseq: a FIX session's sequence numbers, kept right.
+
+Every store keeps two counters per session: the MsgSeqNum for the next
+outbound message and the next inbound MsgSeqNum expected. The stored outbound
+number may run ahead of what reached the wire but never behind; the inbound
+mark may lag what the application took but never run ahead; and no store ever
+silently starts again at 1.
+"""
+
+from ._core import SeqCounters as SeqCounters
+from ._memory import AsyncMemorySeqStore as AsyncMemorySeqStore
+from ._memory import MemorySeqStore as MemorySeqStore
+from ._protocols import MAX_SEQ_NUM as MAX_SEQ_NUM
+from ._protocols import AdminSeqStore as AdminSeqStore
+from ._protocols import AsyncAdminSeqStore as AsyncAdminSeqStore
+from ._protocols import AsyncSeqStore as AsyncSeqStore
+from ._protocols import SeqState as SeqState
+from ._protocols import SeqStore as SeqStore
+from ._twins import to_async as to_async
+from ._version import __version__ as __version__
+from .errors import CorruptStoreError as CorruptStoreError
+from .errors import InvalidSeqNumError as InvalidSeqNumError
+from .errors import SeqNumExhaustedError as SeqNumExhaustedError
+from .errors import SeqStoreError as SeqStoreError
+from .errors import StoreClosedError as StoreClosedError
+from .errors import StoreIOError as StoreIOError
+from .errors import StoreLockedError as StoreLockedError
+
+__all__ = [
+    "MAX_SEQ_NUM",
+    "AdminSeqStore",
+    "AsyncAdminSeqStore",
+    "AsyncMemorySeqStore",
+    "AsyncSeqStore",
+    "CorruptStoreError",
+    "InvalidSeqNumError",
+    "MemorySeqStore",
+    "SeqCounters",
+    "SeqNumExhaustedError",
+    "SeqState",
+    "SeqStore",
+    "SeqStoreError",
+    "StoreClosedError",
+    "StoreIOError",
+    "StoreLockedError",
+    "__version__",
+    "to_async",
+]

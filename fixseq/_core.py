@@ -1,0 +1,351 @@
+"""The one counter core: both counters behind one lock, validation, closed state.
+
+Every store is a :class:`SeqCounters`. The memory store is the core as it is;
+a durable store overrides two hooks, :meth:`SeqCounters._persist` (make a new
+state durable, called with the lock held *before* the change becomes visible,
+so a caller never has a number whose advance is not durable) and
+:meth:`SeqCounters._release` (give back the file or connection on close). No
+store re-implements the arithmetic, the validation, the exhaustion limit or
+the closed and failed states: they live here, once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import TYPE_CHECKING, ClassVar, NoReturn
+
+from ._protocols import MAX_SEQ_NUM, SeqState
+from .errors import (
+    InvalidSeqNumError,
+    SeqNumExhaustedError,
+    StoreClosedError,
+    StoreIOError,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+__all__ = ["SeqCounters", "check_seq_num", "utc_now"]
+
+_UTC = datetime.timezone.utc
+
+
+def utc_now() -> datetime.datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.datetime.now(_UTC)
+
+
+def check_seq_num(value: object, name: str = "seq_num", *, limit: int = MAX_SEQ_NUM) -> int:
+    """Return ``value`` if it is an ``int`` in ``1..limit``.
+
+    Raises:
+        TypeError: ``value`` is not an ``int`` (a ``bool``, a float and a str are not).
+        InvalidSeqNumError: ``value`` is below 1 or above ``limit``.
+    """
+    if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        value = int(value)
+    if not 1 <= value <= limit:
+        raise InvalidSeqNumError(f"{name} must be in 1..{limit}, got {value}")
+    return value
+
+
+def check_created_at(value: object) -> datetime.datetime:
+    """Return ``value`` as an aware UTC datetime.
+
+    Raises:
+        TypeError: ``value`` is not a ``datetime.datetime``.
+        ValueError: ``value`` is naive (has no timezone).
+    """
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"created_at must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("created_at must be timezone-aware; a naive datetime is ambiguous")
+    return value.astimezone(_UTC)
+
+
+class SeqCounters:
+    """A session's two sequence counters, guarded by one ``threading.Lock``.
+
+    This is the core every store is built on. Used on its own (or as
+    :class:`~fixseq.MemorySeqStore`) it keeps the counters in memory only.
+
+    Args:
+        next_out: The first MsgSeqNum to hand out, in ``1..MAX_SEQ_NUM``.
+        next_in: The first inbound MsgSeqNum expected, in ``1..MAX_SEQ_NUM``.
+        created_at: The creation time to report (aware); ``None`` means now.
+
+    Raises:
+        TypeError: A seed is not an ``int``, or ``created_at`` is not a datetime.
+        InvalidSeqNumError: A seed is outside ``1..MAX_SEQ_NUM``.
+        ValueError: ``created_at`` is naive.
+
+    Every method is safe to call from any number of threads. After
+    :meth:`close`, every method but ``close`` raises
+    :class:`~fixseq.StoreClosedError`.
+    """
+
+    #: True for a store whose :meth:`_persist` makes each change durable.
+    _durable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        next_out: int = 1,
+        next_in: int = 1,
+        *,
+        created_at: datetime.datetime | None = None,
+    ) -> None:
+        next_out = check_seq_num(next_out, "next_out")
+        next_in = check_seq_num(next_in, "next_in")
+        created = utc_now() if created_at is None else check_created_at(created_at)
+        self._lock = threading.Lock()
+        self._next_out = next_out
+        self._next_in = next_in
+        self._created = created
+        self._closed = False
+        self._failure: BaseException | None = None
+        # next_out() takes its one-comparison fast path while the number is
+        # below this limit; 0 sends every call down the checked slow path
+        # (closed, failed, or a durable store that must persist first).
+        self._fast_limit = 0 if self._durable else MAX_SEQ_NUM + 1
+
+    # -- hooks for durable stores -------------------------------------------
+
+    def _persist(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
+        """Make this state durable; called with the lock held, before it is visible.
+
+        A durable store overrides this and sets ``_durable = True``. Raising
+        anything fail-stops the store: the change is not applied and every
+        later call raises :class:`~fixseq.StoreIOError` until it is reopened.
+        """
+
+    def _release(self) -> None:
+        """Give back what the store holds (a file, a connection); called once by close()."""
+
+    def _restore(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
+        """Load a state read back from durable storage (next_out may be MAX_SEQ_NUM + 1).
+
+        Raises:
+            InvalidSeqNumError: A counter is outside ``1..MAX_SEQ_NUM + 1``.
+            ValueError: ``created`` is naive.
+        """
+        next_out = check_seq_num(next_out, "next_out", limit=MAX_SEQ_NUM + 1)
+        next_in = check_seq_num(next_in, "next_in", limit=MAX_SEQ_NUM + 1)
+        created = check_created_at(created)
+        with self._lock:
+            self._next_out, self._next_in, self._created = next_out, next_in, created
+
+    # -- internals (lock held) -----------------------------------------------
+
+    def _raise_unusable(self) -> NoReturn:
+        if self._closed:
+            raise StoreClosedError(f"{type(self).__name__} is closed")
+        raise StoreIOError(
+            f"{type(self).__name__} failed to make a change durable earlier and refuses "
+            "every call until it is closed and opened again"
+        ) from self._failure
+
+    def _commit(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
+        if self._durable:
+            try:
+                self._persist(next_out, next_in, created)
+            except BaseException as exc:
+                self._failure = exc
+                self._fast_limit = 0
+                raise
+        self._next_out, self._next_in, self._created = next_out, next_in, created
+
+    def _next_out_checked(self, seq_num: int) -> int:
+        if self._closed or self._failure is not None:
+            self._raise_unusable()
+        if seq_num > MAX_SEQ_NUM:
+            raise SeqNumExhaustedError(
+                f"next_out would pass MAX_SEQ_NUM ({MAX_SEQ_NUM}); reset() or set_next_out() first"
+            )
+        self._commit(seq_num + 1, self._next_in, self._created)
+        return seq_num
+
+    # -- the SeqStore protocol ------------------------------------------------
+
+    def next_out(self) -> int:
+        """Return the MsgSeqNum for the next outbound message and advance by one.
+
+        Two concurrent callers never get the same number. A durable store
+        returns the number only after the advance past it is durable.
+
+        Raises:
+            SeqNumExhaustedError: The number would exceed ``MAX_SEQ_NUM``.
+            StoreClosedError: The store is closed.
+            StoreIOError: The advance could not be made durable (or an earlier
+                change could not, and the store has stopped).
+        """
+        with self._lock:
+            seq_num = self._next_out
+            if seq_num < self._fast_limit:
+                self._next_out = seq_num + 1
+                return seq_num
+            return self._next_out_checked(seq_num)
+
+    def peek_out(self) -> int:
+        """Return the number ``next_out()`` would return, without advancing.
+
+        After ``MAX_SEQ_NUM`` was handed out this is ``MAX_SEQ_NUM + 1``.
+
+        Raises:
+            StoreClosedError: The store is closed.
+        """
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            return self._next_out
+
+    def observed_in(self, seq_num: int) -> None:
+        """Record that the inbound message ``seq_num`` was processed.
+
+        The next expected inbound becomes ``max(current_in(), seq_num + 1)``;
+        it never goes down, and a number at or below the mark changes nothing
+        (and writes nothing).
+
+        Raises:
+            TypeError: ``seq_num`` is not an ``int``.
+            InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
+            StoreClosedError: The store is closed.
+            StoreIOError: The advance could not be made durable.
+        """
+        seq_num = check_seq_num(seq_num)
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            if seq_num >= self._next_in:
+                self._commit(self._next_out, seq_num + 1, self._created)
+
+    def current_in(self) -> int:
+        """Return the next expected inbound MsgSeqNum.
+
+        Raises:
+            StoreClosedError: The store is closed.
+        """
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            return self._next_in
+
+    def reset(self) -> None:
+        """Set both counters to 1 and the creation time to now, in one atomic step.
+
+        This is a Logon with ResetSeqNumFlag=Y, or a scheduled daily reset.
+
+        Raises:
+            StoreClosedError: The store is closed.
+            StoreIOError: The reset could not be made durable.
+        """
+        now = utc_now()
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            self._commit(1, 1, now)
+
+    # -- the admin methods ----------------------------------------------------
+
+    def set_next_out(self, seq_num: int) -> None:
+        """Make ``seq_num`` the next outbound number, in either direction.
+
+        An operator's override for manual recovery (QuickFIX's
+        ``setNextSenderMsgSeqNum``). The creation time is left alone.
+
+        Raises:
+            TypeError: ``seq_num`` is not an ``int``.
+            InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
+            StoreClosedError: The store is closed.
+            StoreIOError: The change could not be made durable.
+        """
+        seq_num = check_seq_num(seq_num)
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            self._commit(seq_num, self._next_in, self._created)
+
+    def set_next_in(self, seq_num: int) -> None:
+        """Make ``seq_num`` the next expected inbound number, in either direction.
+
+        An operator's override (QuickFIX's ``setNextTargetMsgSeqNum``). The
+        creation time is left alone.
+
+        Raises:
+            TypeError: ``seq_num`` is not an ``int``.
+            InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
+            StoreClosedError: The store is closed.
+            StoreIOError: The change could not be made durable.
+        """
+        seq_num = check_seq_num(seq_num)
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            self._commit(self._next_out, seq_num, self._created)
+
+    def snapshot(self) -> SeqState:
+        """Return both counters, read together atomically.
+
+        Raises:
+            StoreClosedError: The store is closed.
+        """
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            return SeqState(self._next_out, self._next_in)
+
+    def creation_time(self) -> datetime.datetime:
+        """Return when these counters were created or last reset, as aware UTC.
+
+        ``reset()`` sets it to now in the same atomic step as the counters;
+        ``set_next_out``/``set_next_in`` leave it alone. Engines compare it with
+        the start of today's trading session to decide a scheduled reset.
+
+        Raises:
+            StoreClosedError: The store is closed.
+        """
+        with self._lock:
+            if self._fast_limit == 0 and (self._closed or self._failure is not None):
+                self._raise_unusable()
+            return self._created
+
+    # -- lifetime ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (on this store or its twin)."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the store and release what it holds; a second call does nothing.
+
+        A store that fail-stopped after an I/O error can still be closed. After
+        close every other method raises :class:`~fixseq.StoreClosedError`.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._fast_limit = 0
+            self._release()
+
+    def __enter__(self) -> Self:
+        """Return the store itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"next_out={self._next_out}, next_in={self._next_in}"
+        return f"<{type(self).__name__} {state}>"

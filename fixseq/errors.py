@@ -1,0 +1,73 @@
+"""The one error hierarchy of fixseq.
+
+Every error fixseq raises on purpose is a :class:`SeqStoreError`; each subclass
+also subclasses the builtin a caller would already catch::
+
+    Exception
+    └── SeqStoreError
+        ├── InvalidSeqNumError      (also ValueError)   a seq num < 1 or > MAX_SEQ_NUM
+        ├── SeqNumExhaustedError    (also OverflowError) next_out would pass MAX_SEQ_NUM
+        ├── StoreClosedError        (also RuntimeError)  a call after close()
+        ├── CorruptStoreError                            a store exists but holds no valid state
+        ├── StoreLockedError        (also OSError)       another open store holds the backing file
+        └── StoreIOError            (also OSError)       an OS error while making a change durable
+
+A value that is not an ``int`` where a seq num is expected raises the builtin
+:class:`TypeError`, as Python itself does for a wrong argument type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptStoreError",
+    "InvalidSeqNumError",
+    "SeqNumExhaustedError",
+    "SeqStoreError",
+    "StoreClosedError",
+    "StoreIOError",
+    "StoreLockedError",
+]
+
+
+class SeqStoreError(Exception):
+    """Base class of every error a fixseq store raises on purpose."""
+
+
+class InvalidSeqNumError(SeqStoreError, ValueError):
+    """A sequence number below 1 or above ``MAX_SEQ_NUM`` was given.
+
+    The call that raised it changed nothing.
+    """
+
+
+class SeqNumExhaustedError(SeqStoreError, OverflowError):
+    """``next_out()`` would hand out a number above ``MAX_SEQ_NUM``.
+
+    The counter stays where it was; only ``reset()`` or ``set_next_out()``
+    lets the store hand out numbers again.
+    """
+
+
+class StoreClosedError(SeqStoreError, RuntimeError):
+    """The store (or its twin, which shares its closed state) was closed."""
+
+
+class CorruptStoreError(SeqStoreError):
+    """The store exists but holds no valid state.
+
+    fixseq never silently starts again at 1: an operator must look at the store
+    (``fixseq show``) and repair it (``fixseq set``) on purpose.
+    """
+
+
+class StoreLockedError(SeqStoreError, OSError):
+    """Another open store, in this process or another, holds the backing file."""
+
+
+class StoreIOError(SeqStoreError, OSError):
+    """An OS error while making a change durable; the ``OSError`` is chained.
+
+    The change was not acknowledged (no number was handed out), and the store
+    refuses every later call until it is closed and opened again: after a
+    failed sync the page cache can no longer be trusted.
+    """

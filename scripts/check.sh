@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up .venv (from PyPI) and runs every check: ruff (lint and format), mypy strict, pytest.
+# Extra arguments go to pytest (for example: bash scripts/check.sh --slow).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+echo "== ruff"
+.venv/bin/ruff check fixseq tests benchmarks
+.venv/bin/ruff format --check fixseq tests benchmarks
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
