@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ._core import SeqCounters
 from ._twins import AsyncAdminShell
+
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Awaitable, Callable
 
 __all__ = ["AsyncMemorySeqStore", "MemorySeqStore"]
 

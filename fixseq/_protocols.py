@@ -8,11 +8,12 @@ only; whether a store keeps the contract is for the conformance kit
 
 from __future__ import annotations
 
-import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import datetime
+    from types import TracebackType
+
     from typing_extensions import Self
 
 __all__ = [

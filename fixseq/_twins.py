@@ -10,9 +10,7 @@ shell.
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
@@ -20,6 +18,8 @@ import anyio.to_thread
 from ._protocols import AdminSeqStore, AsyncAdminSeqStore, AsyncSeqStore, SeqState, SeqStore
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
 
     from typing_extensions import Self
@@ -165,5 +165,5 @@ def to_async(store: SeqStore) -> AsyncSeqStore:
     if missing:
         raise TypeError(f"{type(store).__name__} is not a SeqStore: no {', '.join(missing)}")
     if all(callable(getattr(store, name, None)) for name in _ADMIN_METHODS):
-        return AsyncAdminShell(store)  # type: ignore[arg-type]
+        return AsyncAdminShell(cast(AdminSeqStore, store))
     return AsyncShell(store)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backends, the Hypothesis profiles, the repo root for child processes."""
+"""Shared fixtures: anyio backends, Hypothesis profiles, the repo root for child processes."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, max_examples=100)
-settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
-)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
