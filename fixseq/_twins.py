@@ -165,5 +165,5 @@ def to_async(store: SeqStore) -> AsyncSeqStore:
     if missing:
         raise TypeError(f"{type(store).__name__} is not a SeqStore: no {', '.join(missing)}")
     if all(callable(getattr(store, name, None)) for name in _ADMIN_METHODS):
-        return AsyncAdminShell(cast(AdminSeqStore, store))
+        return AsyncAdminShell(cast("AdminSeqStore", store))
     return AsyncShell(store)
