@@ -91,6 +91,9 @@ class SeqCounters:
 
     #: True for a store whose :meth:`_persist` makes each change durable.
     _durable: ClassVar[bool] = False
+    #: True for a store whose backend holds the truth and applies each change
+    #: itself (:meth:`_apply`), because other processes share it.
+    _shared: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -111,7 +114,7 @@ class SeqCounters:
         # next_out() takes its one-comparison fast path while the number is
         # below this limit; 0 sends every call down the checked slow path
         # (closed, failed, or a durable store that must persist first).
-        self._fast_limit = 0 if self._durable else MAX_SEQ_NUM + 1
+        self._fast_limit = 0 if (self._durable or self._shared) else MAX_SEQ_NUM + 1
 
     # -- hooks for durable stores -------------------------------------------
 
@@ -139,6 +142,23 @@ class SeqCounters:
         with self._lock:
             self._next_out, self._next_in, self._created = next_out, next_in, created
 
+    def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
+        """Shared stores only: do ``op`` atomically in the backend and return the new state.
+
+        A store whose backend other processes change too (SQLite, PostgreSQL)
+        sets ``_shared = True`` and keeps no counter of its own: every call is
+        one atomic operation in the backend, run here with the lock held, after
+        the core has validated ``seq_num`` and checked the store is open. ``op``
+        is one of ``"read"``, ``"next_out"`` (advance by one), ``"observed_in"``
+        (raise the inbound mark to ``seq_num + 1`` if that is higher),
+        ``"reset"``, ``"set_next_out"`` and ``"set_next_in"``. Return
+        ``(next_out, next_in, created)`` after the operation, or ``None`` from
+        ``"next_out"`` when the counter is already past ``MAX_SEQ_NUM``. An
+        exception propagates to the caller and does not stop the store (the
+        backend, not this process, holds the truth).
+        """
+        raise NotImplementedError
+
     # -- internals (lock held) -----------------------------------------------
 
     def _raise_unusable(self) -> NoReturn:
@@ -149,7 +169,50 @@ class SeqCounters:
             "every call until it is closed and opened again"
         ) from self._failure
 
-    def _commit(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
+    def _read(self) -> tuple[int, int, datetime.datetime]:
+        if self._fast_limit == 0:
+            if self._closed or self._failure is not None:
+                self._raise_unusable()
+            if self._shared:
+                self._next_out, self._next_in, self._created = self._apply_checked("read", 0)
+        return self._next_out, self._next_in, self._created
+
+    def _apply_checked(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime]:
+        state = self._apply(op, seq_num)
+        if state is None:
+            raise SeqNumExhaustedError(
+                f"next_out would pass MAX_SEQ_NUM ({MAX_SEQ_NUM}); reset() or set_next_out() first"
+            )
+        return state
+
+    def _change(self, op: str, seq_num: int) -> int:
+        """Apply one change (lock held) and return the number next_out hands out."""
+        if self._closed or self._failure is not None:
+            self._raise_unusable()
+        if self._shared:
+            next_out, next_in, created = self._apply_checked(op, seq_num)
+            self._next_out, self._next_in, self._created = next_out, next_in, created
+            return next_out - 1
+        next_out, next_in, created = self._next_out, self._next_in, self._created
+        if op == "next_out":
+            if next_out > MAX_SEQ_NUM:
+                raise SeqNumExhaustedError(
+                    f"next_out would pass MAX_SEQ_NUM ({MAX_SEQ_NUM}); "
+                    "reset() or set_next_out() first"
+                )
+            next_out += 1
+        elif op == "observed_in":
+            if seq_num < next_in:
+                return next_out - 1  # already covered: nothing to write
+            next_in = seq_num + 1
+        elif op == "reset":
+            next_out, next_in, created = 1, 1, utc_now()
+        elif op == "set_next_out":
+            next_out = seq_num
+        elif op == "set_next_in":
+            next_in = seq_num
+        else:  # pragma: no cover - internal misuse
+            raise AssertionError(op)
         if self._durable:
             try:
                 self._persist(next_out, next_in, created)
@@ -158,16 +221,7 @@ class SeqCounters:
                 self._fast_limit = 0
                 raise
         self._next_out, self._next_in, self._created = next_out, next_in, created
-
-    def _next_out_checked(self, seq_num: int) -> int:
-        if self._closed or self._failure is not None:
-            self._raise_unusable()
-        if seq_num > MAX_SEQ_NUM:
-            raise SeqNumExhaustedError(
-                f"next_out would pass MAX_SEQ_NUM ({MAX_SEQ_NUM}); reset() or set_next_out() first"
-            )
-        self._commit(seq_num + 1, self._next_in, self._created)
-        return seq_num
+        return next_out - 1
 
     # -- the SeqStore protocol ------------------------------------------------
 
@@ -188,7 +242,7 @@ class SeqCounters:
             if seq_num < self._fast_limit:
                 self._next_out = seq_num + 1
                 return seq_num
-            return self._next_out_checked(seq_num)
+            return self._change("next_out", 0)
 
     def peek_out(self) -> int:
         """Return the number ``next_out()`` would return, without advancing.
@@ -199,15 +253,13 @@ class SeqCounters:
             StoreClosedError: The store is closed.
         """
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            return self._next_out
+            return self._read()[0]
 
     def observed_in(self, seq_num: int) -> None:
         """Record that the inbound message ``seq_num`` was processed.
 
         The next expected inbound becomes ``max(current_in(), seq_num + 1)``;
-        it never goes down, and a number at or below the mark changes nothing
+        it never goes down, and a number below the mark changes nothing
         (and writes nothing).
 
         Raises:
@@ -218,10 +270,7 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            if seq_num >= self._next_in:
-                self._commit(self._next_out, seq_num + 1, self._created)
+            self._change("observed_in", seq_num)
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
@@ -230,9 +279,7 @@ class SeqCounters:
             StoreClosedError: The store is closed.
         """
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            return self._next_in
+            return self._read()[1]
 
     def reset(self) -> None:
         """Set both counters to 1 and the creation time to now, in one atomic step.
@@ -243,11 +290,8 @@ class SeqCounters:
             StoreClosedError: The store is closed.
             StoreIOError: The reset could not be made durable.
         """
-        now = utc_now()
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            self._commit(1, 1, now)
+            self._change("reset", 0)
 
     # -- the admin methods ----------------------------------------------------
 
@@ -265,9 +309,7 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            self._commit(seq_num, self._next_in, self._created)
+            self._change("set_next_out", seq_num)
 
     def set_next_in(self, seq_num: int) -> None:
         """Make ``seq_num`` the next expected inbound number, in either direction.
@@ -283,9 +325,7 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            self._commit(self._next_out, seq_num, self._created)
+            self._change("set_next_in", seq_num)
 
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
@@ -294,9 +334,8 @@ class SeqCounters:
             StoreClosedError: The store is closed.
         """
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            return SeqState(self._next_out, self._next_in)
+            next_out, next_in, _ = self._read()
+            return SeqState(next_out, next_in)
 
     def creation_time(self) -> datetime.datetime:
         """Return when these counters were created or last reset, as aware UTC.
@@ -309,9 +348,7 @@ class SeqCounters:
             StoreClosedError: The store is closed.
         """
         with self._lock:
-            if self._fast_limit == 0 and (self._closed or self._failure is not None):
-                self._raise_unusable()
-            return self._created
+            return self._read()[2]
 
     # -- lifetime ---------------------------------------------------------------
 
