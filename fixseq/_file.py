@@ -23,18 +23,25 @@ Format, version 1. Every integer is little-endian; the file is exactly
       8       8     last_out = next_out - 1, u64 in 0..2**63-1
       16      8     last_in  = next_in - 1,  u64 in 0..2**63-1
       24      8     creation time, i64 microseconds since 1970-01-01T00:00Z
-      32      4     slot CRC: zlib.crc32 of bytes [0, 32), seeded with the
+      32      8     out_limit, u64 in last_out..2**63-1: the largest last_out
+                    the next write may store
+      40      4     slot CRC: zlib.crc32 of bytes [0, 40), seeded with the
                     header CRC (a slot spliced in from another file fails)
-      36      ...   zero up to the end of the page
+      44      ...   zero up to the end of the page
 
-Each acknowledged change is one ``os.pwrite`` of a 36-byte slot over the
-older slot, then ``os.fdatasync`` (``F_FULLFSYNC`` on macOS): no rename, no
+Each durable write is one ``os.pwrite`` of a 44-byte slot over the older
+slot, then ``os.fdatasync`` (``F_FULLFSYNC`` on macOS): no rename, no
 truncate, no size change, so the sync has no metadata to flush. Each slot has
 a page of its own, so a device that garbles the sector it was writing at a
 power cut (512-byte logical sectors share a 4 KiB physical one) cannot take the
-other slot with it. A change that lowers the inbound mark or replaces the
-creation time (``reset``, ``set_next_in`` downwards) is written twice, into
-both slots, before it is acknowledged; see the reading rule for why.
+other slot with it. One write may cover several changes (the core's group
+commit, an outbound reservation). A write is made once if its last_out is at
+most the newest slot's out_limit, its last_in at least that slot's and its
+creation time the same; any other write (a reset, ``set_next_in``
+downwards, an advance past the limit) is made twice, into both slots, before
+anyone is acknowledged. out_limit is last_out plus a headroom of at least one
+(more when writes advance by more: groups, reservations), so the common write
+is made once.
 
 Reading rule. The size, the magic, the version, the page size, the header
 CRC and the header's zero padding must all hold, or the file is corrupt. A
@@ -45,12 +52,14 @@ counters are at most ``MAX_SEQ_NUM`` and its padding is zero.
   writes makes anything else); the newer slot is the state, exactly.
 * One valid: the other was either being written when the power went (a torn,
   unacknowledged write) or was written, acknowledged and later damaged; the
-  two look alike. Falling back to the survivor would hand out again the number
-  the lost slot covered, so outbound resumes one past the survivor's value (a
-  skipped number is repaired by a SequenceReset-GapFill, a reused one is not).
-  The inbound mark and the creation time are the survivor's: at most one
-  change behind (a PossDup resend), never ahead, because a change that lowers
-  the inbound mark is in both slots before it is acknowledged.
+  two look alike. Falling back to the survivor's last_out would hand out again
+  the numbers the lost slot covered, so outbound resumes at the survivor's
+  out_limit + 1, past anything the lost write can have stored (with the usual
+  headroom of one: one past the survivor's next_out). A skipped number is
+  repaired by a SequenceReset-GapFill; a reused one is not. The inbound mark
+  and the creation time are the survivor's: at most one write behind (a
+  PossDup resend), never ahead, because a write that lowers the inbound mark
+  is in both slots before it is acknowledged.
 * Neither valid: :class:`~fixseq.CorruptStoreError`. Never a silent 1.
 
 CRC32 (zlib) rather than CRC32C: it is in the standard library and in C,
@@ -101,10 +110,14 @@ FILE_SIZE = 3 * PAGE_SIZE
 MAX_SESSION_BYTES = 1024
 
 _HEAD = struct.Struct("<8sHHIH")  # magic, version, flags, page size, name length
-_BODY = struct.Struct("<QQQq")  # generation, last_out, last_in, created (µs)
+_BODY = struct.Struct("<QQQqQ")  # generation, last_out, last_in, created (µs), out_limit
 _CRC = struct.Struct("<I")
 SLOT_SIZE = _BODY.size + _CRC.size
 _SLOT_OFFSET = (PAGE_SIZE, 2 * PAGE_SIZE)
+# Headroom in out_limit beyond the last write's own advance, at most this much,
+# so that a damaged slot costs a bounded gap (an explicit set_next_out far
+# ahead is one big advance, not a pattern to make room for).
+_MAX_HEADROOM = 4096
 _pack_body = _BODY.pack
 _pack_crc = _CRC.pack
 _crc32 = zlib.crc32
@@ -212,8 +225,10 @@ def _header(session: bytes) -> bytes:
     return head + _CRC.pack(zlib.crc32(head))
 
 
-def _slot(seed: int, generation: int, next_out: int, next_in: int, created_us: int) -> bytes:
-    body = _BODY.pack(generation, next_out - 1, next_in - 1, created_us)
+def _slot(
+    seed: int, generation: int, next_out: int, next_in: int, created_us: int, out_limit: int
+) -> bytes:
+    body = _BODY.pack(generation, next_out - 1, next_in - 1, created_us, out_limit)
     return body + _CRC.pack(zlib.crc32(body, seed))
 
 
@@ -222,7 +237,7 @@ def _new_image(session: bytes, created: datetime.datetime) -> bytes:
     header = _header(session)
     seed = zlib.crc32(header[:-4])
     created_us = _micros(created)
-    pages = [header, _slot(seed, 0, 1, 1, created_us), _slot(seed, 1, 1, 1, created_us)]
+    pages = [header, _slot(seed, 0, 1, 1, created_us, 1), _slot(seed, 1, 1, 1, created_us, 1)]
     return b"".join(page.ljust(PAGE_SIZE, b"\0") for page in pages)
 
 
@@ -231,12 +246,13 @@ class _Slot(NamedTuple):
     next_out: int
     next_in: int
     created: datetime.datetime
+    out_limit: int
 
 
 class _Parsed(NamedTuple):
     session: str | None
     seed: int
-    generation: int  # of the slot the state was read from
+    newest: _Slot  # the slot the state was read from, as written
     next_out: int
     next_in: int
     created: datetime.datetime
@@ -249,11 +265,13 @@ def _zero(image: bytes, start: int, stop: int) -> bool:
 
 def _read_slot(image: bytes, index: int, seed: int) -> _Slot | None:
     offset = _SLOT_OFFSET[index]
-    generation, last_out, last_in, created_us = _BODY.unpack_from(image, offset)
+    generation, last_out, last_in, created_us, out_limit = _BODY.unpack_from(image, offset)
     (crc,) = _CRC.unpack_from(image, offset + _BODY.size)
     if crc != zlib.crc32(memoryview(image)[offset : offset + _BODY.size], seed):
         return None
-    if generation % 2 != index or last_out > MAX_SEQ_NUM or last_in > MAX_SEQ_NUM:
+    if generation % 2 != index or not last_out <= out_limit <= MAX_SEQ_NUM:
+        return None
+    if last_in > MAX_SEQ_NUM:
         return None
     if not _zero(image, offset + SLOT_SIZE, offset + PAGE_SIZE):
         return None
@@ -261,7 +279,7 @@ def _read_slot(image: bytes, index: int, seed: int) -> _Slot | None:
         created = _EPOCH + created_us * _ONE_MICROSECOND
     except OverflowError:
         return None
-    return _Slot(generation, last_out + 1, last_in + 1, created)
+    return _Slot(generation, last_out + 1, last_in + 1, created, out_limit)
 
 
 def _parse(image: bytes, path: str) -> _Parsed:
@@ -306,19 +324,18 @@ def _parse(image: bytes, path: str) -> _Parsed:
                 "which no sequence of writes produces"
             )
         newest = max(first, second)  # by generation, the first field
-        return _Parsed(session, seed, *newest, None)
+        return _Parsed(session, seed, newest, newest.next_out, newest.next_in, newest.created, None)
     if first is None and second is None:
         raise CorruptStoreError(f"{path}: both state slots are damaged; no valid state remains")
     survivor = first if first is not None else second
     assert survivor is not None
     damaged = 1 if first is not None else 0
-    # The lost slot may have been the newest, covering one more number.
-    next_out = min(survivor.next_out + 1, MAX_SEQ_NUM + 1)
+    # The lost slot may have been the newest; it stored at most out_limit.
     return _Parsed(
         session,
         seed,
-        survivor.generation,
-        next_out,
+        survivor,
+        survivor.out_limit + 1,
         survivor.next_in,
         survivor.created,
         damaged,
@@ -449,10 +466,17 @@ class FileSeqStore(SeqCounters):
             file when it is created; opening an existing file that holds a
             different name (or none) raises :class:`~fixseq.SeqStoreError`.
             ``None`` skips the check.
+        reserve: Outbound numbers made durable per write (default 1: every
+            number). With ``reserve=K`` one write covers the next K numbers;
+            after a crash ``next_out`` resumes at the reserved mark, so up to K
+            numbers are skipped (never reused): the peer's ResendRequest is
+            answered with a SequenceReset-GapFill. A clean close writes the
+            exact value.
 
     Raises:
         TypeError: ``path`` is not a ``str`` path, or an option has the wrong type.
-        ValueError: ``path`` is empty, or ``session`` is empty or over 1024 UTF-8 bytes.
+        ValueError: ``path`` is empty, ``session`` is empty or over 1024 UTF-8
+            bytes, or ``reserve`` is below 1.
         SeqStoreError: The file is missing and ``create`` is false, or it holds
             another session's name.
         CorruptStoreError: The file exists but holds no valid state.
@@ -470,6 +494,7 @@ class FileSeqStore(SeqCounters):
         fsync: bool = True,
         create: bool = True,
         session: str | None = None,
+        reserve: int = 1,
     ) -> None:
         self._fd = -1
         self._key: tuple[int, int] | None = None
@@ -477,6 +502,10 @@ class FileSeqStore(SeqCounters):
         fsync = _check_bool(fsync, "fsync")
         create = _check_bool(create, "create")
         session_bytes = _check_session(session)
+        if type(reserve) is not int:
+            raise TypeError(f"reserve must be an int, not {type(reserve).__name__}")
+        if reserve < 1:
+            raise ValueError(f"reserve must be at least 1, got {reserve}")
         fd = _open_fd(path_str, create, session_bytes)
         try:
             info = os.fstat(fd)
@@ -514,11 +543,16 @@ class FileSeqStore(SeqCounters):
         self._fsync = fsync
         self._session = parsed.session
         self._seed = parsed.seed
-        self._generation = parsed.generation
+        # The newest slot as written: what the next write is compared with.
+        newest = parsed.newest
+        self._generation = newest.generation
         super().__init__()
+        self._set_reserve(reserve)
         self._restore(parsed.next_out, parsed.next_in, parsed.created)
-        self._created_key = parsed.created
-        self._created_us = _micros(parsed.created)
+        # The core keeps its own (equal) datetime object; changes compare by identity.
+        self._written = (newest.next_out - 1, newest.next_in, self._created, newest.out_limit)
+        self._created_key = self._created
+        self._created_us = _micros(newest.created)
         if parsed.damaged is not None:
             _log.warning(
                 "%s: slot %d is damaged (a torn write or a bad sector); resuming from the "
@@ -533,20 +567,29 @@ class FileSeqStore(SeqCounters):
     # -- the durable hooks ---------------------------------------------------
 
     def _persist(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
-        if next_in < self._next_in or created is not self._created:  # rare: not the hot path
-            # Lowering the inbound mark (or a reset): put the new state in both
-            # slots first, so a later damaged slot can never bring back the
-            # old, higher mark from the other one.
-            self._write(next_out, next_in, created)
-        self._write(next_out, next_in, created)
+        last_out = next_out - 1
+        w_out, w_in, w_created, w_limit = self._written
+        advance = last_out - w_out
+        headroom = min(max(2 * advance, self._reserve, 1), _MAX_HEADROOM)
+        out_limit = min(last_out + headroom, MAX_SEQ_NUM)
+        if last_out > w_limit or next_in < w_in or created is not w_created:
+            # Past the newest slot's limit, lowering the inbound mark, or a
+            # reset: put the new state in both slots first, so a slot damaged
+            # later can never bring back a state that reuses a number or
+            # has an inbound mark ahead of this one. Rare: not the hot path.
+            self._write(last_out, next_in, created, out_limit)
+        self._write(last_out, next_in, created, out_limit)
+        self._written = (last_out, next_in, created, out_limit)
 
-    def _write(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
-        """Write one slot and sync it; the group-commit leader's unit of work."""
+    def _write(
+        self, last_out: int, next_in: int, created: datetime.datetime, out_limit: int
+    ) -> None:
+        """Write one slot over the older one and sync it."""
         if created is not self._created_key:
             self._created_key, self._created_us = created, _micros(created)
         generation = self._generation + 1
         # Inlined _slot(): this is the hot path, next to a ~1 µs pwrite.
-        body = _pack_body(generation, next_out - 1, next_in - 1, self._created_us)
+        body = _pack_body(generation, last_out, next_in - 1, self._created_us, out_limit)
         data = body + _pack_crc(_crc32(body, self._seed))
         try:
             _pwrite(self._fd, data, _SLOT_OFFSET[generation & 1])
@@ -642,6 +685,7 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         fsync: As for :class:`FileSeqStore`.
         create: As for :class:`FileSeqStore`.
         session: As for :class:`FileSeqStore`.
+        reserve: As for :class:`FileSeqStore`.
 
     Raises:
         TypeError: As for :class:`FileSeqStore`.
@@ -658,8 +702,11 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         fsync: bool = True,
         create: bool = True,
         session: str | None = None,
+        reserve: int = 1,
     ) -> None:
-        super().__init__(FileSeqStore(path, fsync=fsync, create=create, session=session))
+        super().__init__(
+            FileSeqStore(path, fsync=fsync, create=create, session=session, reserve=reserve)
+        )
 
     @classmethod
     async def open(
@@ -669,6 +716,7 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         fsync: bool = True,
         create: bool = True,
         session: str | None = None,
+        reserve: int = 1,
     ) -> Self:
         """Open (or create) the store in a worker thread and return its async twin.
 
@@ -680,6 +728,7 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
             fsync: As for :class:`FileSeqStore`.
             create: As for :class:`FileSeqStore`.
             session: As for :class:`FileSeqStore`.
+            reserve: As for :class:`FileSeqStore`.
 
         Returns:
             The open async store.
@@ -690,7 +739,9 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
             SeqStoreError: As for :class:`FileSeqStore`.
             OSError: As for :class:`FileSeqStore`.
         """
-        opener = functools.partial(FileSeqStore, path, fsync=fsync, create=create, session=session)
+        opener = functools.partial(
+            FileSeqStore, path, fsync=fsync, create=create, session=session, reserve=reserve
+        )
         with anyio.CancelScope(shield=True):
             sync = await offload(opener)
         return cls._over(sync)
