@@ -14,7 +14,7 @@ Format, version 1. Every integer is little-endian; the file is exactly
                     (0: no name; at most 1024)
       18      N     session name, UTF-8
       18+N    4     header CRC: zlib.crc32 of bytes [0, 18+N)
-      22+N    ...   zero up to offset 4096
+      22+N    ...   zero up to offset 4096 (reserved: written as zero, not read)
 
     page 1 (offset 4096): slot 0, even generations
     page 2 (offset 8192): slot 1, odd generations
@@ -27,7 +27,8 @@ Format, version 1. Every integer is little-endian; the file is exactly
                     the next write may store
       40      4     slot CRC: zlib.crc32 of bytes [0, 40), seeded with the
                     header CRC (a slot spliced in from another file fails)
-      44      ...   zero up to the end of the page
+      44      ...   zero up to the end of the page (reserved: written as zero,
+                    not read, so damage there costs nothing)
 
 Each durable write is one ``os.pwrite`` of a 44-byte slot over the older
 slot, then ``os.fdatasync`` (``F_FULLFSYNC`` on macOS): no rename, no
@@ -43,10 +44,10 @@ anyone is acknowledged. out_limit is last_out plus a headroom of at least one
 (more when writes advance by more: groups, reservations), so the common write
 is made once.
 
-Reading rule. The size, the magic, the version, the page size, the header
-CRC and the header's zero padding must all hold, or the file is corrupt. A
-slot is valid when its CRC matches, its generation has its page's parity, both
-counters are at most ``MAX_SEQ_NUM`` and its padding is zero.
+Reading rule. The size, the magic, the version, the flags, the page size
+and the header CRC must all hold, or the file is corrupt. A slot is valid
+when its CRC matches, its generation has its page's parity and
+``last_out <= out_limit <= MAX_SEQ_NUM`` and ``last_in <= MAX_SEQ_NUM``.
 
 * Both valid: their generations must differ by exactly one (no sequence of
   writes makes anything else); the newer slot is the state, exactly.
@@ -114,10 +115,11 @@ _BODY = struct.Struct("<QQQqQ")  # generation, last_out, last_in, created (µs),
 _CRC = struct.Struct("<I")
 SLOT_SIZE = _BODY.size + _CRC.size
 _SLOT_OFFSET = (PAGE_SIZE, 2 * PAGE_SIZE)
-# Headroom in out_limit beyond the last write's own advance, at most this much,
-# so that a damaged slot costs a bounded gap (an explicit set_next_out far
-# ahead is one big advance, not a pattern to make room for).
-_MAX_HEADROOM = 4096
+# out_limit makes room for the next write to advance as far as this one did
+# (a group of concurrent callers tends to be followed by another), but only up
+# to this: a bigger advance is an explicit set_next_out, not a pattern, and
+# room for it would only widen the gap a damaged slot costs.
+_MAX_GROUP_HEADROOM = 256
 _pack_body = _BODY.pack
 _pack_crc = _CRC.pack
 _crc32 = zlib.crc32
@@ -259,10 +261,6 @@ class _Parsed(NamedTuple):
     damaged: int | None  # index of the damaged slot, if one is
 
 
-def _zero(image: bytes, start: int, stop: int) -> bool:
-    return image.count(0, start, stop) == stop - start
-
-
 def _read_slot(image: bytes, index: int, seed: int) -> _Slot | None:
     offset = _SLOT_OFFSET[index]
     generation, last_out, last_in, created_us, out_limit = _BODY.unpack_from(image, offset)
@@ -272,8 +270,6 @@ def _read_slot(image: bytes, index: int, seed: int) -> _Slot | None:
     if generation % 2 != index or not last_out <= out_limit <= MAX_SEQ_NUM:
         return None
     if last_in > MAX_SEQ_NUM:
-        return None
-    if not _zero(image, offset + SLOT_SIZE, offset + PAGE_SIZE):
         return None
     try:
         created = _EPOCH + created_us * _ONE_MICROSECOND
@@ -309,8 +305,8 @@ def _parse(image: bytes, path: str) -> _Parsed:
         raise CorruptStoreError(f"{path}: header damaged (session name length {name_len})")
     (crc,) = _CRC.unpack_from(image, end)
     seed = zlib.crc32(memoryview(image)[:end])
-    if crc != seed or flags != 0 or page_size != PAGE_SIZE or not _zero(image, end + 4, PAGE_SIZE):
-        raise CorruptStoreError(f"{path}: header damaged (CRC, flags or padding)")
+    if crc != seed or flags != 0 or page_size != PAGE_SIZE:
+        raise CorruptStoreError(f"{path}: header damaged (CRC, flags or page size)")
     try:
         session = image[_HEAD.size : end].decode("utf-8") if name_len else None
     except UnicodeDecodeError as exc:
@@ -570,7 +566,7 @@ class FileSeqStore(SeqCounters):
         last_out = next_out - 1
         w_out, w_in, w_created, w_limit = self._written
         advance = last_out - w_out
-        headroom = min(max(2 * advance, self._reserve, 1), _MAX_HEADROOM)
+        headroom = max(advance if advance <= _MAX_GROUP_HEADROOM else 1, self._reserve, 1)
         out_limit = min(last_out + headroom, MAX_SEQ_NUM)
         if last_out > w_limit or next_in < w_in or created is not w_created:
             # Past the newest slot's limit, lowering the inbound mark, or a
