@@ -149,6 +149,8 @@ def _close(fd: int) -> None:
 def _pwrite(fd: int, data: bytes, offset: int) -> None:
     """Write all of ``data`` at ``offset``, however many calls it takes."""
     written = os.pwrite(fd, data, offset)
+    if written == len(data):
+        return
     while written < len(data):
         if written <= 0:
             raise OSError(errno.EIO, "pwrite wrote nothing")
@@ -566,8 +568,15 @@ class FileSeqStore(SeqCounters):
         last_out = next_out - 1
         w_out, w_in, w_created, w_limit = self._written
         advance = last_out - w_out
-        headroom = max(advance if advance <= _MAX_GROUP_HEADROOM else 1, self._reserve, 1)
-        out_limit = min(last_out + headroom, MAX_SEQ_NUM)
+        # Room for the next write to advance as far as this one did (see
+        # _MAX_GROUP_HEADROOM), and for a whole reserved block.
+        if advance <= 1 or advance > _MAX_GROUP_HEADROOM:
+            headroom = self._reserve
+        else:
+            headroom = advance if advance > self._reserve else self._reserve
+        out_limit = last_out + headroom
+        if out_limit > MAX_SEQ_NUM:
+            out_limit = MAX_SEQ_NUM
         if last_out > w_limit or next_in < w_in or created is not w_created:
             # Past the newest slot's limit, lowering the inbound mark, or a
             # reset: put the new state in both slots first, so a slot damaged
@@ -586,9 +595,10 @@ class FileSeqStore(SeqCounters):
         generation = self._generation + 1
         # Inlined _slot(): this is the hot path, next to a ~1 µs pwrite.
         body = _pack_body(generation, last_out, next_in - 1, self._created_us, out_limit)
-        data = body + _pack_crc(_crc32(body, self._seed))
         try:
-            _pwrite(self._fd, data, _SLOT_OFFSET[generation & 1])
+            _pwrite(
+                self._fd, body + _pack_crc(_crc32(body, self._seed)), _SLOT_OFFSET[generation & 1]
+            )
             if self._fsync:
                 _sync_file(self._fd)
         except OSError as exc:
