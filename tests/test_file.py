@@ -36,7 +36,8 @@ from fixseq import (
     StoreIOError,
     StoreLockedError,
 )
-from fixseq._file import FILE_SIZE, FileState, read_file_state
+from fixseq._file import FileState, read_file_state
+from fixseq._fileformat import FILE_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -633,6 +634,20 @@ def test_the_twins_share_one_file_and_one_closed_state(path: Path, store: FileSe
     assert twin.as_sync() is store and twin.wrapped is store and twin.path == store.path
     store.close()
     assert twin.as_sync().closed
+
+
+def test_the_async_twin_has_every_public_name_of_the_sync_store(store: FileSeqStore) -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    renamed = {"close": "aclose", "as_async": "as_sync"}
+    sync_names = {renamed.get(name, name) for name in public(FileSeqStore)} - {"closed"}
+    async_names = public(AsyncFileSeqStore) - {"wrapped", "open"}
+    assert sync_names == async_names
+    # Static typing: mypy checks these assignments against the protocols.
+    admin: AdminSeqStore = store
+    twin: AsyncAdminSeqStore = store.as_async()
+    assert admin is twin.as_sync()  # type: ignore[attr-defined]
 
 
 @pytest.mark.anyio

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import pytest
 
 from fixseq import CorruptStoreError, FileSeqStore, SeqState
-from fixseq._file import FILE_SIZE, _parse, read_file_state
+from fixseq._file import read_file_state
+from fixseq._fileformat import FILE_SIZE, parse
 
 if TYPE_CHECKING:
     import datetime
@@ -96,7 +97,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> list[Step]:
 def _decode(image: bytes) -> State | None:
     """The state a reopen would resume from, or None if the image is refused."""
     try:
-        parsed = _parse(image, "image")
+        parsed = parse(image, "image")
     except CorruptStoreError:
         return None
     return State(parsed.next_out, parsed.next_in, parsed.created)
@@ -217,4 +218,4 @@ def test_both_slots_damaged_is_refused(history: list[Step]) -> None:
     image[4096 + 3] ^= 1
     image[8192 + 3] ^= 1
     with pytest.raises(CorruptStoreError, match="both state slots"):
-        _parse(bytes(image), "image")
+        parse(bytes(image), "image")
