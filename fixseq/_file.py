@@ -192,6 +192,7 @@ def _create(path: str, session: bytes) -> None:
     temp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.fixseq-tmp")
     image = new_image(session, utc_now())
     fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    pending = True  # the temporary file still has its name
     try:
         try:
             _fchmod(fd, 0o600)  # the umask may have taken the owner's bits too
@@ -202,24 +203,34 @@ def _create(path: str, session: bytes) -> None:
         try:
             _link(temp, path)  # atomic, and never replaces a file another opener made
         except FileExistsError:
-            return
+            pass  # another opener created it first: theirs is kept
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
             # No hard links on this file system: rename is atomic too but
             # replaces, so a creator racing within this window could replace
             # ours (documented).
-            if os.path.lexists(path):
-                return
-            _rename(temp, path)
+            if not os.path.lexists(path):
+                _rename(temp, path)
+                pending = False
+        if pending:
+            _discard(temp)
+            pending = False
+        # Also when another opener made the file: it may have died before
+        # syncing the directory, and we are about to acknowledge numbers in it.
         _sync_dir(directory)
     except OSError as exc:
         raise StoreIOError(exc.errno, f"could not create {path}: {exc.strerror}") from exc
     finally:
-        try:
-            _unlink(temp)
-        except OSError:
-            pass  # already renamed, or left behind harmlessly
+        if pending:
+            _discard(temp)
+
+
+def _discard(temp: str) -> None:
+    try:
+        _unlink(temp)
+    except OSError:
+        pass  # left behind harmlessly: never read, never in the way
 
 
 def _open_fd(path: str, create: bool, session: bytes | None) -> int:

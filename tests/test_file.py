@@ -172,7 +172,7 @@ def test_creation_syncs_the_file_then_the_directory_and_links_without_replacing(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
-    real_fdatasync, real_fsync, real_link = os.fdatasync, os.fsync, os.link
+    real_fdatasync, real_fsync, real_link, real_unlink = os.fdatasync, os.fsync, os.link, os.unlink
 
     def fdatasync(fd: int) -> None:
         events.append("sync file")
@@ -187,11 +187,17 @@ def test_creation_syncs_the_file_then_the_directory_and_links_without_replacing(
         events.append("link")
         real_link(src, dst)
 
+    def unlink(name: str) -> None:
+        events.append("unlink temp")
+        real_unlink(name)
+
     monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "unlink", unlink)
     FileSeqStore(path).close()
-    assert events == ["sync file", "link", "sync dir"]
+    # The directory sync covers both the new name and the temporary one's removal.
+    assert events == ["sync file", "link", "unlink temp", "sync dir"]
 
 
 def test_a_creation_race_keeps_the_first_file(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,10 +213,20 @@ def test_a_creation_race_keeps_the_first_file(path: Path, monkeypatch: pytest.Mo
             raise FileNotFoundError(errno.ENOENT, "not there yet")
         return real_open(name, flags, mode)
 
+    dir_syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        dir_syncs.append(fd)
+        real_fsync(fd)
+
     monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "fsync", fsync)
     with FileSeqStore(path) as second:
         assert second.next_out() == 2  # the existing file, not a new one at 1
     assert sorted(os.listdir(path.parent)) == [path.name]
+    # Its creator may have died before syncing the directory: synced again.
+    assert len(dir_syncs) == 1
 
 
 def test_a_file_system_without_hard_links_falls_back_to_rename(
