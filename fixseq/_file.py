@@ -28,7 +28,6 @@ import anyio
 from ._core import SeqCounters, utc_now
 from ._fileformat import (
     FILE_SIZE,
-    MAX_GROUP_HEADROOM,
     MAX_SESSION_BYTES,
     SLOT_OFFSET,
     crc32,
@@ -37,8 +36,9 @@ from ._fileformat import (
     pack_body,
     pack_crc,
     parse,
+    plan_write,
 )
-from ._protocols import MAX_SEQ_NUM, SeqState
+from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
@@ -377,22 +377,8 @@ class FileSeqStore(SeqCounters):
 
     def _persist(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
         last_out = next_out - 1
-        w_out, w_in, w_created, w_limit = self._written
-        advance = last_out - w_out
-        # Room for the next write to advance as far as this one did (see
-        # MAX_GROUP_HEADROOM), and for a whole reserved block.
-        if advance <= 1 or advance > MAX_GROUP_HEADROOM:
-            headroom = self._reserve
-        else:
-            headroom = advance if advance > self._reserve else self._reserve
-        out_limit = last_out + headroom
-        if out_limit > MAX_SEQ_NUM:
-            out_limit = MAX_SEQ_NUM
-        if last_out > w_limit or next_in < w_in or created is not w_created:
-            # Past the newest slot's limit, lowering the inbound mark, or a
-            # reset: put the new state in both slots first, so a slot damaged
-            # later can never bring back a state that reuses a number or
-            # has an inbound mark ahead of this one. Rare: not the hot path.
+        out_limit, twice = plan_write(self._written, last_out, next_in, created, self._reserve)
+        if twice:  # rare: a reset, set_next_in downwards, a jump (see plan_write)
             self._write(last_out, next_in, created, out_limit)
         self._write(last_out, next_in, created, out_limit)
         self._written = (last_out, next_in, created, out_limit)

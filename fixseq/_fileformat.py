@@ -97,6 +97,8 @@ __all__ = [
     "micros",
     "new_image",
     "parse",
+    "plan_write",
+    "read_slot",
 ]
 
 MAGIC = b"\x89FIXSEQ\n"
@@ -125,10 +127,12 @@ _ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 def micros(created: datetime.datetime) -> int:
+    """A creation time as whole microseconds since the epoch (the slot's i64)."""
     return (created - _EPOCH) // _ONE_MICROSECOND
 
 
 def encode_header(session: bytes) -> bytes:
+    """The header's bytes up to and including its CRC (the page is zero after it)."""
     head = _HEAD.pack(MAGIC, FORMAT_VERSION, 0, PAGE_SIZE, len(session)) + session
     return head + _CRC.pack(zlib.crc32(head))
 
@@ -136,6 +140,7 @@ def encode_header(session: bytes) -> bytes:
 def encode_slot(
     seed: int, generation: int, next_out: int, next_in: int, created_us: int, out_limit: int
 ) -> bytes:
+    """One slot's 44 bytes (the store's hot path inlines this)."""
     body = _BODY.pack(generation, next_out - 1, next_in - 1, created_us, out_limit)
     return body + _CRC.pack(zlib.crc32(body, seed))
 
@@ -151,6 +156,8 @@ def new_image(session: bytes, created: datetime.datetime) -> bytes:
 
 
 class Slot(NamedTuple):
+    """One valid slot, decoded (counters as next values, not last ones)."""
+
     generation: int
     next_out: int
     next_in: int
@@ -159,6 +166,8 @@ class Slot(NamedTuple):
 
 
 class Parsed(NamedTuple):
+    """A whole file, decoded: the state to resume from and how it was found."""
+
     session: str | None
     seed: int
     newest: Slot  # the slot the state was read from, as written
@@ -169,6 +178,7 @@ class Parsed(NamedTuple):
 
 
 def read_slot(image: bytes, index: int, seed: int) -> Slot | None:
+    """Decode slot ``index`` of a whole-file image, or None if it is not valid."""
     offset = SLOT_OFFSET[index]
     generation, last_out, last_in, created_us, out_limit = _BODY.unpack_from(image, offset)
     (crc,) = _CRC.unpack_from(image, offset + _BODY.size)
@@ -183,6 +193,37 @@ def read_slot(image: bytes, index: int, seed: int) -> Slot | None:
     except OverflowError:
         return None
     return Slot(generation, last_out + 1, last_in + 1, created, out_limit)
+
+
+def plan_write(
+    written: tuple[int, int, datetime.datetime, int],
+    last_out: int,
+    next_in: int,
+    created: datetime.datetime,
+    reserve: int,
+) -> tuple[int, bool]:
+    """The writing rule: the new slot's out_limit, and whether to write it to both slots.
+
+    ``written`` is the newest slot as written: (last_out, next_in, created,
+    out_limit). Creation times compare by identity: the store passes the same
+    object until a reset makes a new one.
+    """
+    w_out, w_in, w_created, w_limit = written
+    advance = last_out - w_out
+    # Room for the next write to advance as far as this one did (see
+    # MAX_GROUP_HEADROOM), and for a whole reserved block.
+    if advance <= 1 or advance > MAX_GROUP_HEADROOM:
+        headroom = reserve
+    else:
+        headroom = advance if advance > reserve else reserve
+    out_limit = last_out + headroom
+    if out_limit > MAX_SEQ_NUM:
+        out_limit = MAX_SEQ_NUM
+    # Past the newest slot's limit, lowering the inbound mark, or a reset: the
+    # new state goes into both slots, so a slot damaged later can never bring
+    # back a state that reuses a number or has an inbound mark ahead of it.
+    twice = last_out > w_limit or next_in < w_in or created is not w_created
+    return out_limit, twice
 
 
 def parse(image: bytes, path: str) -> Parsed:

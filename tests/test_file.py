@@ -737,3 +737,28 @@ async def test_async_bad_input_and_failures_surface_as_in_sync(
     await store.aclose()
     async with AsyncFileSeqStore(path) as again:
         assert await again.peek_out() in (1, 2)
+
+
+def test_groups_of_a_steady_size_are_written_once_each(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The core's group commit hands _persist states that jump by a group's size;
+    # out_limit leaves room for the next group, so only the first is written twice.
+    store = FileSeqStore(path, fsync=False)
+    writes: list[int] = []
+    real = os.pwrite
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        writes.append(offset)
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    created = store._created
+    for group in range(1, 6):
+        store._persist(1 + 16 * group, 1, created)
+    assert len(writes) == 2 + 4
+    store._persist(1 + 16 * 5 + 300, 1, created)  # a jump past any group: twice
+    store._persist(1 + 16 * 5 + 301, 1, created)  # then steady again: once
+    assert len(writes) == 6 + 2 + 1
+    monkeypatch.undo()
+    store.close()

@@ -13,18 +13,20 @@ share; a sample is also opened as real files through both.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fixseq import CorruptStoreError, FileSeqStore, SeqState
+from fixseq import MAX_SEQ_NUM, CorruptStoreError, FileSeqStore, SeqState
 from fixseq._file import read_file_state
-from fixseq._fileformat import FILE_SIZE, parse
+from fixseq._fileformat import FILE_SIZE, MAX_GROUP_HEADROOM, parse
 
 if TYPE_CHECKING:
-    import datetime
     from pathlib import Path
 
 
@@ -219,3 +221,73 @@ def test_both_slots_damaged_is_refused(history: list[Step]) -> None:
     image[8192 + 3] ^= 1
     with pytest.raises(CorruptStoreError, match="both state slots"):
         parse(bytes(image), "image")
+
+
+# -- any sequence of writes: groups, reservations, jumps --------------------------------
+
+Op = tuple[str, int]
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("advance"), st.integers(1, 600)),  # a group, or a reserved block
+        st.tuples(st.just("in up"), st.integers(1, 50)),
+        st.tuples(st.just("in down"), st.integers(1, 50)),
+        st.tuples(st.just("set out"), st.integers(1, 10**6)),
+        st.tuples(st.just("reset"), st.just(0)),
+        st.tuples(st.just("exhaust"), st.just(0)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=150)
+@given(ops=ops, reserve=st.sampled_from([1, 1, 7, 1000]))
+def test_after_any_writes_a_damaged_slot_never_reuses_or_runs_ahead(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[Op], reserve: int
+) -> None:
+    """Drive the store's real write path (its _persist hook) with arbitrary states.
+
+    One write may cover a whole group of callers or a reserved block, so the
+    states jump as the core's group commit and reservation make them jump.
+    After every write, the file with either slot damaged must resume no lower
+    than the written next_out and with an inbound mark at most one write behind.
+    """
+    path = tmp_path_factory.mktemp("writes") / "s.seq"
+    with FileSeqStore(path, fsync=False, reserve=reserve) as store:
+        created = store.creation_time()
+        current = State(1, 1, store._created)
+        for op, value in ops:
+            next_out, next_in, stamp = current
+            if op == "advance":
+                next_out = min(next_out + value, MAX_SEQ_NUM + 1)
+            elif op == "in up":
+                next_in = min(next_in + value, MAX_SEQ_NUM + 1)
+            elif op == "in down":
+                next_in = max(1, next_in - value)
+            elif op == "set out":
+                next_out = value
+            elif op == "reset":
+                next_out, next_in = 1, 1
+                created += datetime.timedelta(seconds=1)
+                stamp = created
+            else:
+                next_out = MAX_SEQ_NUM + 1
+            new = State(next_out, next_in, stamp)
+            store._persist(*new)
+            image = path.read_bytes()
+            assert _decode(image) == new
+            for slot_offset in (4096, 8192):
+                damaged = bytearray(image)
+                damaged[slot_offset + 40] ^= 0xFF  # the slot's CRC
+                got = _decode(bytes(damaged))
+                assert got is not None
+                where = f"after {op} {value}: {current} -> {new}, slot at {slot_offset}: {got}"
+                assert got.next_out >= new.next_out, f"reuses numbers {where}"
+                assert got.next_in <= new.next_in, f"inbound ahead {where}"
+                assert got.next_in in (new.next_in, current.next_in), where
+                assert got.created in (new.created, current.created), where
+                if new.next_out >= current.next_out:
+                    # The gap is bounded: a group's size (at most 256) or a reserved block.
+                    bound = max(MAX_GROUP_HEADROOM, reserve) + 1
+                    assert got.next_out <= new.next_out + bound, f"gap {where}"
+            current = new
