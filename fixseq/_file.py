@@ -365,7 +365,7 @@ class FileSeqStore(SeqCounters):
         if parsed.damaged is not None:
             _log.warning(
                 "%s: slot %d is damaged (a torn write or a bad sector); resuming from the "
-                "other slot with next_out=%d (one past its value, so no number is reused) "
+                "other slot with next_out=%d (past anything the lost slot covered: no reuse) "
                 "and next_in=%d (at most one change behind)",
                 path_str,
                 parsed.damaged,

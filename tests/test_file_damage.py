@@ -291,3 +291,19 @@ def test_after_any_writes_a_damaged_slot_never_reuses_or_runs_ahead(
                     bound = max(MAX_GROUP_HEADROOM, reserve) + 1
                     assert got.next_out <= new.next_out + bound, f"gap {where}"
             current = new
+
+
+def test_opening_a_damaged_file_warns_the_operator(
+    history: list[Step], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.seq"
+    image = bytearray(history[0].image_after)
+    image[4096 + 40] ^= 0xFF
+    path.write_bytes(bytes(image))
+    with caplog.at_level("WARNING", logger="fixseq.file"), FileSeqStore(path) as store:
+        assert store.peek_out() >= history[0].after.next_out
+    assert "slot 0 is damaged" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fixseq.file"), FileSeqStore(path):
+        pass  # the file was not written: still damaged, still said
+    assert "damaged" in caplog.text
