@@ -12,7 +12,6 @@ function up at call time, so a test can fail any one of them by monkeypatching
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import logging
 import os
@@ -41,6 +40,9 @@ from ._fileformat import (
 from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
+
+if sys.platform != "win32":  # the file store needs POSIX; `import fixseq` must not
+    import fcntl
 
 if TYPE_CHECKING:
     import datetime
@@ -307,6 +309,8 @@ class FileSeqStore(SeqCounters):
     ) -> None:
         self._fd = -1
         self._key: tuple[int, int] | None = None
+        if sys.platform == "win32":  # pragma: no cover - not a supported platform
+            raise NotImplementedError("FileSeqStore needs POSIX: flock, pwrite, fdatasync")
         path_str = _check_path(path)
         fsync = _check_bool(fsync, "fsync")
         create = _check_bool(create, "create")
