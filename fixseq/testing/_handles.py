@@ -212,13 +212,26 @@ class Handle:
         return value
 
     def state(self) -> State:
-        """Read everything the store offers, each read on its own."""
-        return State(
+        """Read everything the store offers, each read on its own (peek_out twice).
+
+        Raises:
+            Violation: A read returned the wrong type, or peek_out() advanced.
+        """
+        state = State(
             next_out=self.peek_out(),
             next_in=self.current_in(),
             snapshot=self.snapshot() if self.admin else None,
             created=self.creation_time() if self.has_creation_time else None,
         )
+        again = self.peek_out()
+        if again != state.next_out:
+            raise fail(
+                self.label,
+                self.name,
+                f"peek_out() advanced: it returned {describe(state.next_out)}, then "
+                f"{describe(again)} with no next_out() in between",
+            )
+        return state
 
 
 class SyncHandle(Handle):

@@ -11,7 +11,7 @@ import contextlib
 import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hypothesis import HealthCheck, note, settings
+from hypothesis import HealthCheck, Phase, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
@@ -52,7 +52,8 @@ def kit_settings(max_examples: int) -> settings:
     ``derandomize=True`` applies) and override what a store check needs: the
     number of examples, no deadline (a durable store's sync stalls at random on
     a shared machine), one bug reported (always an ``AssertionError``), and no
-    example database (a kit run is not a test function with a stable key).
+    example database (a kit run is not a test function with a stable key), and
+    no "explain" phase (it would point at the kit's lines, not the store's).
     """
     return settings(
         max_examples=max_examples,
@@ -60,6 +61,7 @@ def kit_settings(max_examples: int) -> settings:
         report_multiple_bugs=False,
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
+        phases=[phase for phase in Phase if phase is not Phase.explain],
     )
 
 
