@@ -53,6 +53,13 @@ class TestDictSeqStoreContract(SeqStoreContract[ks.DictSeqStore]):
     def reopen_store(self, store: ks.DictSeqStore) -> ks.DictSeqStore:
         return ks.reopen_dict(store)
 
+    def test_fresh_path_is_new_each_time(self, tmp_path: Path) -> None:
+        first, second = self.fresh_path(".json"), self.fresh_path(".json")
+        assert first != second
+        assert first.parent == second.parent == self.tmp_path == tmp_path
+        assert first.suffix == ".json"
+        assert not first.exists()
+
 
 class TestFiveMethodContract(SeqStoreContract[ks.FiveMethodStore]):
     max_examples = 20
@@ -112,16 +119,6 @@ def test_async_contract_reports_a_broken_store() -> None:
 
     with pytest.raises(AssertionError, match=r"\[concurrency\] AsyncRacyNextOut: .*two callers"):
         Broken().test_concurrency(("trio", {}))
-
-
-def test_fresh_path_is_new_each_time(tmp_path: Path) -> None:
-    suite = TestDictSeqStoreContract()
-    suite._fixseq_tmp_path.__wrapped__(suite, tmp_path)  # type: ignore[attr-defined]
-    first, second = suite.fresh_path(".json"), suite.fresh_path(".json")
-    assert first != second
-    assert first.parent == second.parent == tmp_path
-    assert first.suffix == ".json"
-    assert not first.exists()
 
 
 # -- the exported state machines, on their own --------------------------------------------
