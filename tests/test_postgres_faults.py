@@ -166,17 +166,15 @@ def test_interrupted_call_leaves_a_usable_store(
 
     with PostgresSeqStore(dsn, "s", table=table) as store:
         assert store.next_out() == 1
-        real = psycopg.Connection.execute
-        calls = {"n": 0}
 
-        def interrupted(self: psycopg.Connection[Any], *args: Any, **kw: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise KeyboardInterrupt
-            return real(self, *args, **kw)
+        def interrupted(self: psycopg.Cursor[Any], *args: Any, **kw: Any) -> Any:
+            # The query is on its way and the reply not read when the interrupt lands: the
+            # connection is mid-protocol and must not be used again.
+            self.connection.pgconn.send_query(b"SELECT pg_sleep(0.01)")
+            raise KeyboardInterrupt
 
-        monkeypatch.setattr(psycopg.Connection, "execute", interrupted)
+        monkeypatch.setattr(psycopg.Cursor, "execute", interrupted)
         with pytest.raises(KeyboardInterrupt):
             store.next_out()
         monkeypatch.undo()
-        assert store.next_out() == 2
+        assert store.next_out() == 2  # on a new connection
