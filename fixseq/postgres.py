@@ -168,11 +168,21 @@ def _translate(exc: psycopg.Error, action: str, table: _Table | None) -> SeqStor
             f"{action}: {where} does not exist any more (dropped while in use?); "
             f"fixseq never starts a session again at 1 by itself: {exc}"
         )
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+    state = exc.sqlstate
+    if isinstance(exc, psycopg.InterfaceError) or (
+        isinstance(exc, psycopg.OperationalError)
+        and (state is None or state.startswith("08") or state.startswith("57P"))
+    ):
+        # No SQLSTATE (the client lost the socket), a connection exception, or the server
+        # shutting down: the statement may or may not have been committed.
         return StoreIOError(
             f"{action}: the connection to PostgreSQL failed; the change is not acknowledged "
             f"(it may or may not have been committed) and the next call reconnects: {exc}"
         )
+    if isinstance(exc, psycopg.OperationalError):
+        # The server answered with an error (a timeout, a serialization failure, a full
+        # disk): the statement was rolled back.
+        return StoreIOError(f"{action}: PostgreSQL did not apply the change: {exc}")
     return SeqStoreError(f"{action}: PostgreSQL refused: {exc}")
 
 

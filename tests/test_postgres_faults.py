@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from postgres_support import (
+    admin,
     can_restart,
     drop_table,
     require_dsn,
@@ -21,6 +22,8 @@ from postgres_support import (
     unique,
     with_app_name,
 )
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from fixseq import SeqState, StoreIOError
 from fixseq.postgres import PostgresSeqStore, create_schema
@@ -178,3 +181,21 @@ def test_interrupted_call_leaves_a_usable_store(
             store.next_out()
         monkeypatch.undo()
         assert store.next_out() == 2  # on a new connection
+
+
+def test_a_statement_timeout_is_an_error_that_says_nothing_was_applied(
+    dsn: str, table: str
+) -> None:
+    """A call stuck behind a row lock past statement_timeout: rolled back, and it says so."""
+    impatient = make_conninfo(dsn, options="-c statement_timeout=200")
+    with PostgresSeqStore(impatient, "s", table=table) as store, admin(dsn) as locker:
+        assert store.next_out() == 1
+        locker.execute("BEGIN")
+        locker.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE session = 's' FOR UPDATE").format(sql.Identifier(table))
+        )
+        with pytest.raises(StoreIOError, match="did not apply the change") as info:
+            store.next_out()
+        assert "may or may not" not in str(info.value)
+        locker.execute("COMMIT")
+        assert store.next_out() == 2  # the same connection goes on: nothing was lost
