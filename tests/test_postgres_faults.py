@@ -132,10 +132,13 @@ def test_terminated_pooled_connection_mid_run(dsn: str, table: str) -> None:
             run.check(dsn, table, session, most_lost=kills * 2)
 
 
-def test_server_crash_and_restart_mid_run(dsn: str, table: str) -> None:
+@pytest.mark.parametrize(
+    "crashes", [2, pytest.param(12, marks=pytest.mark.slow, id="soak")], ids=str
+)
+def test_server_crash_and_restart_mid_run(dsn: str, table: str, crashes: int) -> None:
     if not can_restart():
         pytest.skip("needs the server of scripts/pg-test-server.sh (FIXSEQ_PG_DATA) to restart")
-    session, crashes = unique("s"), 2
+    session = unique("s")
     with PostgresSeqStore(dsn, session, table=table) as store:
         store.observed_in(41)
         created = store.creation_time()
