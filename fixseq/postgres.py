@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime
 import re
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, cast
 
 import anyio.lowlevel
 
@@ -507,7 +507,7 @@ class PostgresSeqStore(SeqCounters):
             self._vanished()
         return _state(row, self._session)
 
-    def _vanished(self) -> None:
+    def _vanished(self) -> NoReturn:
         raise CorruptStoreError(
             f"the row of session {self._session!r} in table {self._table.name!r} is gone "
             "(deleted while in use?); fixseq never starts a session again at 1 by itself"
