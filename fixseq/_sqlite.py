@@ -85,10 +85,14 @@ _FIND_TABLES: Final = (
 _SELECT: Final = "SELECT last_out, last_in, created FROM fixseq_sessions WHERE session = ?1"
 _RETURNING: Final = " RETURNING last_out, last_in, created"
 _UPDATES: Final = {
-    # ?1 is the session, ?2 the operation's value.
-    "next_out": "UPDATE fixseq_sessions SET last_out = last_out + 1 "
-    "WHERE session = ?1 AND last_out < ?2",
-    "observed_in": "UPDATE fixseq_sessions SET last_in = ?2 WHERE session = ?1 AND last_in < ?2",
+    # ?1 is the session, ?2 the operation's value. The two relative changes act
+    # only on a counter in range (a damaged one matches nothing, and the SELECT
+    # that follows reports it); the absolute ones overwrite, which is how a
+    # damaged row is repaired.
+    "next_out": "UPDATE fixseq_sessions SET last_out = last_out + 1 WHERE session = ?1 "
+    "AND typeof(last_out) = 'integer' AND last_out >= 0 AND last_out < ?2",
+    "observed_in": "UPDATE fixseq_sessions SET last_in = ?2 WHERE session = ?1 "
+    "AND typeof(last_in) = 'integer' AND last_in >= 0 AND last_in < ?2",
     "reset": "UPDATE fixseq_sessions SET last_out = 0, last_in = 0, created = ?2 "
     "WHERE session = ?1",
     "set_next_out": "UPDATE fixseq_sessions SET last_out = ?2 WHERE session = ?1",
@@ -417,37 +421,50 @@ class SqliteSeqStore(SeqCounters):
             cur.execute("PRAGMA checkpoint_fullfsync = ON")
         cur.execute("PRAGMA trusted_schema = OFF")  # a hostile file's schema runs no functions
         cur.execute("PRAGMA cell_size_check = ON")  # damaged pages are caught sooner
-        if create:
-            self._set_wal(cur)
-        cur.execute("BEGIN IMMEDIATE" if create else "BEGIN")
-        try:
-            if not _check_schema(cur, self._db, create=create):
+        # A read pass first: opening an existing session takes no write lock. Only
+        # if the table or the row is missing (and create is True) does a write
+        # pass, which checks again under the lock, create them.
+        state = None
+        for write in (False, True) if create else (False,):
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                state = self._prepare(cur, create=create, write=write)
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(self._conn)
+                raise
+            if state is not None:
+                break
+        assert state is not None
+        # Only a database known to be fixseq's (now) may change journal mode.
+        self._set_wal(cur)
+        return state
+
+    def _prepare(self, cur: sqlite3.Cursor, *, create: bool, write: bool) -> _State | None:
+        """Check the tables and the row (creating them in a write pass); None: needs one."""
+        if not _check_schema(cur, self._db, create=write):
+            if not create:
                 raise SeqStoreError(
                     f"SQLite database {self._db} has no fixseq sessions and create=False: "
                     f"fixseq will not start session {_show(self._session)} at 1"
                 )
-            rows = cur.execute(_SELECT, (self._session,)).fetchall()
-            if not rows:
-                if not create:
-                    raise SeqStoreError(
-                        f"SQLite database {self._db} has no session {_show(self._session)} "
-                        "and create=False: fixseq will not start it at 1"
-                    )
-                rows = [(0, 0, _format_created(utc_now()))]
-                cur.execute(
-                    "INSERT INTO fixseq_sessions (session, last_out, last_in, created) "
-                    "VALUES (?1, ?2, ?3, ?4)",
-                    (self._session, *rows[0]),
+            return None
+        rows = cur.execute(_SELECT, (self._session,)).fetchall()
+        if not rows:
+            if not create:
+                raise SeqStoreError(
+                    f"SQLite database {self._db} has no session {_show(self._session)} "
+                    "and create=False: fixseq will not start it at 1"
                 )
-            state = self._state(rows)
-            cur.execute("COMMIT")
-        except BaseException:
-            _rollback(self._conn)
-            raise
-        if not create:
-            # Only now that the session is known to exist may the file change mode.
-            self._set_wal(cur)
-        return state
+            if not write:
+                return None
+            rows = [(0, 0, _format_created(utc_now()))]
+            cur.execute(
+                "INSERT INTO fixseq_sessions (session, last_out, last_in, created) "
+                "VALUES (?1, ?2, ?3, ?4)",
+                (self._session, *rows[0]),
+            )
+        return self._state(rows)
 
     def _set_wal(self, cur: sqlite3.Cursor) -> None:
         """Put the database in WAL mode, waiting up to busy_timeout for other connections.
