@@ -33,6 +33,7 @@ from fixseq import (
     StoreIOError,
     StoreLockedError,
     _sqlite,
+    _sqlite_db,
     list_sessions,
 )
 
@@ -334,7 +335,7 @@ FOREIGN_SCHEMAS = {
     "meta with a garbage version": [
         "CREATE TABLE fixseq_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO fixseq_meta VALUES ('format_version', 'one')",
-        _sqlite._CREATE_SESSIONS,
+        _sqlite_db.CREATE_SESSIONS,
     ],
     "meta whose sessions table was dropped": [
         "CREATE TABLE fixseq_meta (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
@@ -676,7 +677,7 @@ def test_a_wal_switch_that_meets_a_lock_is_retried(
             if reader.in_transaction:
                 reader.execute("COMMIT")
 
-        monkeypatch.setattr(_sqlite, "_sleep", pause)
+        monkeypatch.setattr(_sqlite_db, "_sleep", pause)
         with SqliteSeqStore(db, SESSION) as store:
             assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert store.next_out() == 1
@@ -749,7 +750,7 @@ def test_sqlite_errors_map_to_the_error_tree_with_or_without_error_codes(
     with_code.sqlite_errorcode = code  # type: ignore[attr-defined]
     without_code = sqlite3.OperationalError(message)  # as on Python 3.10
     for exc in (with_code, without_code):
-        translated = _sqlite._translate(exc, "/x/seq.db", 2.5)
+        translated = _sqlite_db.translate(exc, "/x/seq.db", 2.5)
         assert type(translated) is error
         assert "/x/seq.db" in str(translated)
 
