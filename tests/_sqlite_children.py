@@ -12,9 +12,10 @@ Modes:
                                 v of the JSON list VALUES, checking after each that
                                 current_in() > v and never went down; print a JSON
                                 report.
-    zygote DB SESSION           the crash harness's fork server: for each "go SEED"
-                                line fork a worker (see ``crash_worker``) and print
-                                "pid PID"; for "reap" wait for it and print "dead".
+    zygote DB SESSION           the crash harness's fork server: for each "go SEED K"
+                                line fork K workers (see ``crash_worker``) and print
+                                "pid PID" for each; for "reap" wait for them and
+                                print "dead STATUS" for each, then "reaped".
 """
 
 from __future__ import annotations
@@ -76,23 +77,28 @@ def crash_worker(db: str, session: str, seed: int) -> None:
 
 
 def zygote(db: str, session: str) -> None:
-    """Fork one crash worker per command: fork is fast, a new interpreter is not."""
-    pid = 0
+    """Fork crash workers on command: fork is fast, a new interpreter is not."""
+    pids: list[int] = []
     for line in sys.stdin:
         command = line.split()
         if command[0] == "go":
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the loop above
-                try:
-                    crash_worker(db, session, int(command[1]))
-                except BaseException as exc:
-                    say(f"error {exc!r}")
-                finally:
-                    os._exit(1)
-            say(f"pid {pid}")
+            for index in range(int(command[2])):
+                pid = os.fork()
+                if pid == 0:  # a worker: never returns into the loop above
+                    try:
+                        crash_worker(db, session, int(command[1]) * 100 + index)
+                    except BaseException as exc:
+                        say(f"error {exc!r}")
+                    finally:
+                        os._exit(1)
+                pids.append(pid)
+                say(f"pid {pid}")
         elif command[0] == "reap":
-            _, status = os.waitpid(pid, 0)
-            say(f"dead {status}")
+            for pid in pids:
+                _, status = os.waitpid(pid, 0)
+                say(f"dead {status}")
+            pids.clear()
+            say("reaped")
 
 
 def main(argv: list[str]) -> None:

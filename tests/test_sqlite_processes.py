@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -112,68 +113,90 @@ class Zygote:
         self.stdout.close()
 
 
+@pytest.mark.parametrize(
+    ("cycles", "writers"),
+    [
+        pytest.param(120, 1, id="120-kills-one-writer"),
+        pytest.param(60, 2, id="60-kills-two-writers"),
+        pytest.param(3000, 1, marks=pytest.mark.slow, id="soak-one-writer"),
+        pytest.param(1500, 2, marks=pytest.mark.slow, id="soak-two-writers"),
+    ],
+)
 def test_sigkill_at_random_points_never_reuses_or_regresses(
-    tmp_path: Path, child_env: dict[str, str]
+    tmp_path: Path, child_env: dict[str, str], cycles: int, writers: int
 ) -> None:
-    """SIGKILL a writer 120 times at random progress; each reopen shows every acked change.
+    """SIGKILL writers at random progress, again and again; each reopen shows every acked change.
 
     A worker reports a number only after next_out() returned it ("o N") and an
     inbound mark only after observed_in() returned ("i N"), having announced the
-    attempt first ("t N"). The parent kills it after a random number of those
-    lines (sometimes before it even opened the store), then reopens and checks:
-    the next outbound number is above every acknowledged one and at most one past
-    it (the one in flight); the inbound mark is at or above every acknowledged one
-    and never beyond the last attempt.
+    attempt first ("t N"). The parent kills every worker after a random number of
+    those lines (sometimes before one even opened the store), then reopens and
+    checks: the next outbound number is above every acknowledged one and at most
+    one per worker past what was acknowledged or seen before (the calls in
+    flight); the inbound mark is at or above
+    every acknowledged one and never beyond the last attempt. With two writers on
+    the session the kills also land while the other holds the write lock.
     """
     db = str(tmp_path / "crash.db")
     SqliteSeqStore(db, SESSION).close()
-    rng = random.Random(2026)
+    rng = random.Random(2026 + writers)
     zygote = Zygote(db, child_env)
     acked_out: list[int] = []
     max_in_acked = 0
     max_in_tried = 0
+    last_next_out = 1
+
+    def record(words: list[str]) -> int:
+        nonlocal max_in_acked, max_in_tried
+        if words[0] == "o":
+            acked_out.append(int(words[1]))
+            return 1
+        if words[0] == "t":
+            max_in_tried = max(max_in_tried, int(words[1]))
+        elif words[0] == "i":
+            max_in_acked = max(max_in_acked, int(words[1]))
+            return 1
+        return 0
+
     try:
-        for cycle in range(120):
-            zygote.send(f"go {cycle}")
-            pid = 0
+        for cycle in range(cycles):
+            zygote.send(f"go {cycle} {writers}")
+            pids: list[int] = []
             progress = 0
             kill_after = rng.choice([-1, 0, 1, 2, 5, 10, 20, 40])
             lines = zygote.lines()
             for words in lines:
                 if words[0] == "pid":
-                    pid = int(words[1])
-                elif words[0] == "o":
-                    acked_out.append(int(words[1]))
-                    progress += 1
-                elif words[0] == "t":
-                    max_in_tried = max(max_in_tried, int(words[1]))
-                elif words[0] == "i":
-                    max_in_acked = max(max_in_acked, int(words[1]))
-                    progress += 1
-                if pid and progress > kill_after:
+                    pids.append(int(words[1]))
+                progress += record(words)
+                if len(pids) == writers and progress > kill_after:
                     break
-            os.kill(pid, signal.SIGKILL)
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
             zygote.send("reap")
-            for words in lines:  # lines the worker wrote before it died count too
+            for words in lines:  # lines the workers wrote before they died count too
+                if words[0] == "reaped":
+                    break
                 if words[0] == "dead":
                     assert os.WIFSIGNALED(int(words[1])), words
-                    break
-                if words[0] == "o":
-                    acked_out.append(int(words[1]))
-                elif words[0] == "t":
-                    max_in_tried = max(max_in_tried, int(words[1]))
-                elif words[0] == "i":
-                    max_in_acked = max(max_in_acked, int(words[1]))
+                record(words)
             with SqliteSeqStore(db, SESSION, create=False) as store:
                 next_out, next_in = store.snapshot()
+            # Numbers this cycle handed out start at the last reopen's next_out; all but
+            # the calls in flight (one per worker) were acknowledged.
             top = max(acked_out, default=0)
-            assert top + 1 <= next_out <= top + 2, (cycle, top, next_out)
+            assert top + 1 <= next_out <= max(top + 1, last_next_out) + writers, (
+                cycle,
+                top,
+                last_next_out,
+                next_out,
+            )
+            last_next_out = next_out
             assert max_in_acked + 1 <= next_in <= max(max_in_tried, max_in_acked) + 1, cycle
             if cycle % 20 == 19:
-                with sqlite3.connect(db) as conn:
+                with contextlib.closing(sqlite3.connect(db)) as conn:
                     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-                conn.close()
     finally:
         zygote.close()
     assert len(acked_out) == len(set(acked_out)), "a number was handed out twice"
-    assert len(acked_out) > 300  # the workers made real progress between kills
+    assert len(acked_out) > cycles * 2  # the workers made real progress between kills
