@@ -53,6 +53,7 @@ __all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions"]
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _State = tuple[int, int, datetime.datetime]
+_getpid = os.getpid  # one name, so a test can play a forked child
 
 
 # -- the store --------------------------------------------------------------------
@@ -127,6 +128,7 @@ class SqliteSeqStore(SeqCounters):
         self._session = session
         self._synchronous = level
         self._boundary = Boundary(db, busy_timeout)
+        self._pid = _getpid()
         self._created_text = ""
         self._created_dt = self._created
         with self._boundary:
@@ -199,6 +201,13 @@ class SqliteSeqStore(SeqCounters):
     # -- the shared-store hooks of the core --------------------------------------
 
     def _apply(self, op: str, seq_num: int) -> _State | None:
+        if _getpid() != self._pid:
+            # SQLite's rule: a connection must not cross a fork(). Using it in the
+            # child could corrupt the database the parent is still using.
+            raise SeqStoreError(
+                f"SQLite database {self._db}: this store was opened in process {self._pid} "
+                f"and cannot be used in process {_getpid()} (after a fork); open a new one"
+            )
         cur = self._cur
         with self._boundary:
             if op == "read":
