@@ -76,6 +76,14 @@ class SqliteSeqStore(SeqCounters):
     A new database file (and so its ``-wal`` and ``-shm`` files) is made with
     permissions 0600.
 
+    Besides the errors each method documents, any call may raise
+    :class:`~fixseq.StoreLockedError` (the database stayed locked for
+    ``busy_timeout``), :class:`~fixseq.CorruptStoreError` (the session's row
+    went out of range or was deleted), :class:`~fixseq.StoreIOError` (the
+    disk failed) or :class:`~fixseq.SeqStoreError` (the store was opened
+    before a ``fork()``). Such a call changed nothing, and the store is not
+    stopped: the next call tries the database again.
+
     Args:
         path: The database file.
         session: The session's name: any non-empty text, kept exactly (no case
