@@ -81,8 +81,9 @@ class SqliteSeqStore(SeqCounters):
     ``busy_timeout``), :class:`~fixseq.CorruptStoreError` (the session's row
     went out of range or was deleted), :class:`~fixseq.StoreIOError` (the
     disk failed) or :class:`~fixseq.SeqStoreError` (the store was opened
-    before a ``fork()``). Such a call changed nothing, and the store is not
-    stopped: the next call tries the database again.
+    before a ``fork()``). Such a call was rolled back and acknowledged
+    nothing (no number was handed out), and the store is not stopped: the
+    next call tries the database again.
 
     Args:
         path: The database file.
