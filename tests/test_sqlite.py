@@ -647,17 +647,19 @@ def test_contention_waits_instead_of_failing(db: str) -> None:
             release.wait(30)
             blocker.execute("COMMIT")
 
-    class Announcing(SqliteSeqStore):
-        def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
-            if op == "next_out":
-                release.set()  # the holder commits while this call waits for the lock
-            return super()._apply(op, seq_num)
+    def announce(sql: str) -> None:
+        if sql.startswith("BEGIN IMMEDIATE"):
+            release.set()  # the holder commits while this statement waits for the lock
 
-    with Announcing(db, SESSION, busy_timeout=30) as store:
+    with SqliteSeqStore(db, SESSION, busy_timeout=30) as store:
         holder = threading.Thread(target=hold)
         holder.start()
         assert holding.wait(30)
+        # SQLite calls the trace callback as the statement starts, before its lock
+        # attempt; the holder needs a wake-up and a synced COMMIT before it lets go.
+        store._conn.set_trace_callback(announce)
         assert store.next_out() == 11  # waited for the other transaction, then saw it
+        store._conn.set_trace_callback(None)
         holder.join()
 
 
