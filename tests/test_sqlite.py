@@ -36,6 +36,7 @@ from fixseq import (
     _sqlite_db,
     list_sessions,
 )
+from fixseq._core import check_session_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -796,6 +797,23 @@ def test_a_store_refuses_to_be_used_across_a_fork(db: str, monkeypatch: pytest.M
             store.snapshot()
         monkeypatch.setattr(_sqlite, "_getpid", lambda: parent)
         assert store.next_out() == 2  # nothing was written from the "child"
+
+
+def test_check_session_name_returns_a_plain_str() -> None:
+    class Name(str):
+        def __eq__(self, other: object) -> bool:  # a subclass that compares oddly
+            return True
+
+        __hash__ = str.__hash__
+
+    checked = check_session_name(Name("a"))
+    assert type(checked) is str and checked == "a"
+    assert check_session_name("x" * 10_000) == "x" * 10_000
+    for bad in ("", "\x00", "a\x00", "\udfff"):
+        with pytest.raises(ValueError):
+            check_session_name(bad)
+    with pytest.raises(TypeError):
+        check_session_name(b"a")
 
 
 def test_public_names_are_exported() -> None:
