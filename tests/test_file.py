@@ -264,7 +264,14 @@ def test_a_file_without_a_name_is_not_any_named_session(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("session", "error"),
-    [(b"A", TypeError), (1, TypeError), ("", ValueError), ("x" * 1025, ValueError)],
+    [
+        (b"A", TypeError),
+        (1, TypeError),
+        ("", ValueError),
+        ("x" * 1025, ValueError),
+        ("a\x00b", ValueError),
+        ("\ud800", ValueError),
+    ],
 )
 def test_a_bad_session_name_is_refused_before_anything_is_created(
     path: Path, session: object, error: type[Exception]
