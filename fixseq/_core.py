@@ -142,6 +142,9 @@ class SeqCounters:
         # below this limit; 0 sends every call down the checked slow path
         # (closed, failed, or a durable store that must persist first).
         self._fast_limit = 0 if (self._durable or self._shared) else MAX_SEQ_NUM + 1
+        # The same for a durable store's own path in next_out(): below this
+        # limit the store is open, has not failed and the number exists.
+        self._durable_limit = MAX_SEQ_NUM + 1 if self._durable else 0
         # Group commit (durable stores): a change is applied in memory under
         # _lock and numbered; its caller then waits, outside _lock, until a
         # write covering that number has completed. _write_lock lets one
@@ -155,6 +158,9 @@ class SeqCounters:
         self._reserve = 1
         self._stored_out = next_out
         self._reserve_ticket = 0
+        # The state the writer-lock holder is about to write, with the last
+        # change it covers (see _lead and _write_claimed).
+        self._claimed = (0, next_out, next_in, created)
 
     # -- hooks for durable stores -------------------------------------------
 
@@ -291,30 +297,80 @@ class SeqCounters:
             self._reserve_ticket = self._changes
         return next_out - 1, self._changes
 
+    def _submit(self, op: str, seq_num: int) -> tuple[int, int]:
+        """Apply one change now and return ``(number, ticket)`` without writing.
+
+        For callers that wait for durability elsewhere (the async twins, on
+        their event loop's thread): the counter lock is held for the in-memory
+        change only, and a durable store's ``_change`` does no I/O. The change
+        is durable once ``_durable_changes >= ticket``; :meth:`_wait_durable`
+        (in a worker thread) makes it so. ``seq_num`` must be validated already.
+        """
+        with self._lock:
+            return self._change(op, seq_num)
+
+    def _lead(self, ticket: int) -> bool:
+        """Become the writer for change ``ticket`` if no write is in flight (lock held).
+
+        Taking the writer lock without blocking while the counter lock is held
+        spares a lone caller a second round trip through the counter lock: the
+        state it will write is the one it sees now. Returns False when another
+        caller is writing (then wait with :meth:`_wait_durable`).
+        """
+        if not self._write_lock.acquire(False):
+            return False
+        if self._durable_changes >= ticket:  # a write finished since the caller looked
+            self._write_lock.release()
+            return False
+        self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
+        return True
+
+    def _settle(self, ticket: int, lead: bool) -> None:
+        """Return once change ``ticket`` is durable (lock NOT held); write it if ``lead``."""
+        if lead:
+            self._write_claimed()
+        else:
+            self._wait_durable(ticket)
+
+    def _write_claimed(self) -> None:
+        """Write the state claimed under the counter lock (writer lock held; released here)."""
+        try:
+            upto, next_out, next_in, created = self._claimed
+            try:
+                self._persist(next_out, next_in, created)
+            except BaseException as exc:
+                with self._lock:
+                    self._failure = exc
+                    self._fast_limit = self._durable_limit = 0
+                raise
+            self._durable_changes = upto
+        finally:
+            self._write_lock.release()
+
     def _wait_durable(self, ticket: int) -> None:
         """Return once a write covering change ``ticket`` has completed (lock NOT held).
 
         The first caller to take the writer lock writes the newest state, which
         covers every change made so far; those queued behind it find their
         change covered and return without writing. A lone caller writes at
-        once: no timer, no sleep.
+        once: no timer, no sleep. Safe to run in a worker thread for an event
+        loop's callers (the async twins do), since it never touches the loop.
+
+        Raises:
+            StoreIOError: The write failed (this one, or an earlier one: the
+                store has stopped).
+            StoreClosedError: The store was closed before the change was written.
         """
-        with self._write_lock:
-            if self._durable_changes >= ticket:
-                return
-            with self._lock:
-                if self._failure is not None or self._closed:
-                    self._raise_unusable()
-                upto = self._changes
-                state = (self._stored_out, self._next_in, self._created)
-            try:
-                self._persist(*state)
-            except BaseException as exc:
-                with self._lock:
-                    self._failure = exc
-                    self._fast_limit = 0
-                raise
-            self._durable_changes = upto
+        self._write_lock.acquire()
+        if self._durable_changes >= ticket:
+            self._write_lock.release()
+            return
+        with self._lock:
+            if self._failure is not None or self._closed:
+                self._write_lock.release()
+                self._raise_unusable()
+            self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
+        self._write_claimed()
 
     # -- the SeqStore protocol ------------------------------------------------
 
@@ -335,8 +391,28 @@ class SeqCounters:
             if seq_num < self._fast_limit:
                 self._next_out = seq_num + 1
                 return seq_num
-            seq_num, ticket = self._change("next_out", 0)
-        if ticket > self._durable_changes:
+            if seq_num < self._durable_limit:
+                # A durable store's everyday call: _change("next_out") inlined,
+                # and the caller becomes the writer at once if no write is in
+                # flight, so a lone caller takes the counter lock once.
+                self._next_out = seq_num + 1
+                if seq_num < self._stored_out:
+                    # Inside a block an earlier write reserved.
+                    ticket = self._reserve_ticket
+                    if ticket <= self._durable_changes:
+                        return seq_num  # and that write is durable: nothing to wait for
+                else:
+                    self._stored_out = seq_num + self._reserve
+                    self._changes = self._reserve_ticket = ticket = self._changes + 1
+                lead = self._lead(ticket)
+            else:
+                seq_num, ticket = self._change("next_out", 0)
+                if ticket <= self._durable_changes:
+                    return seq_num
+                lead = self._lead(ticket)
+        if lead:
+            self._write_claimed()
+        else:
             self._wait_durable(ticket)
         return seq_num
 
@@ -367,8 +443,10 @@ class SeqCounters:
         seq_num = check_seq_num(seq_num)
         with self._lock:
             ticket = self._change("observed_in", seq_num)[1]
-        if ticket > self._durable_changes:
-            self._wait_durable(ticket)
+            if ticket <= self._durable_changes:
+                return
+            lead = self._lead(ticket)
+        self._settle(ticket, lead)
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
@@ -390,8 +468,10 @@ class SeqCounters:
         """
         with self._lock:
             ticket = self._change("reset", 0)[1]
-        if ticket > self._durable_changes:
-            self._wait_durable(ticket)
+            if ticket <= self._durable_changes:
+                return
+            lead = self._lead(ticket)
+        self._settle(ticket, lead)
 
     # -- the admin methods ----------------------------------------------------
 
@@ -410,8 +490,10 @@ class SeqCounters:
         seq_num = check_seq_num(seq_num)
         with self._lock:
             ticket = self._change("set_next_out", seq_num)[1]
-        if ticket > self._durable_changes:
-            self._wait_durable(ticket)
+            if ticket <= self._durable_changes:
+                return
+            lead = self._lead(ticket)
+        self._settle(ticket, lead)
 
     def set_next_in(self, seq_num: int) -> None:
         """Make ``seq_num`` the next expected inbound number, in either direction.
@@ -428,8 +510,10 @@ class SeqCounters:
         seq_num = check_seq_num(seq_num)
         with self._lock:
             ticket = self._change("set_next_in", seq_num)[1]
-        if ticket > self._durable_changes:
-            self._wait_durable(ticket)
+            if ticket <= self._durable_changes:
+                return
+            lead = self._lead(ticket)
+        self._settle(ticket, lead)
 
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
@@ -472,7 +556,7 @@ class SeqCounters:
                 if self._closed:
                     return
                 self._closed = True
-                self._fast_limit = 0
+                self._fast_limit = self._durable_limit = 0
                 exact = (self._next_out, self._next_in, self._created)
                 flush = (
                     self._durable

@@ -211,24 +211,30 @@ def plan_write(
     """
     w_out, w_in, w_created, w_limit = written
     advance = last_out - w_out
-    if advance < 0 or advance > MAX_GROUP_HEADROOM or created is not w_created:
+    # (Comparisons, not min()/max(): this runs on every write, next to a ~1 µs pwrite.)
+    if created is not w_created or advance < 0 or advance > MAX_GROUP_HEADROOM:
         # An explicit set_next_out or a reset: no pattern to make room for.
         headroom = reserve
     else:
         # Room for the next group: twice this one (group sizes vary from write
         # to write), or the headroom the newest slot left, decaying by an eighth
         # a write so that a lone sender (advance 1) is soon back at "one past"
-        # (see MAX_GROUP_HEADROOM). A reserved block always fits.
-        group = min(2 * advance, MAX_GROUP_HEADROOM) if advance > 1 else 1
-        headroom = max(group, (w_limit - w_out) * 7 // 8, reserve)
+        # (see MAX_GROUP_HEADROOM). A reserved block always fits, and the
+        # headroom is never below one (reserve >= 1).
+        headroom = (w_limit - w_out) * 7 // 8
+        if advance > 1:
+            group = 2 * advance if advance <= MAX_GROUP_HEADROOM // 2 else MAX_GROUP_HEADROOM
+            if group > headroom:
+                headroom = group
+        if headroom < reserve:
+            headroom = reserve
     out_limit = last_out + headroom
     if out_limit > MAX_SEQ_NUM:
         out_limit = MAX_SEQ_NUM
     # Past the newest slot's limit, lowering the inbound mark, or a reset: the
     # new state goes into both slots, so a slot damaged later can never bring
     # back a state that reuses a number or has an inbound mark ahead of it.
-    twice = last_out > w_limit or next_in < w_in or created is not w_created
-    return out_limit, twice
+    return out_limit, (last_out > w_limit or next_in < w_in or created is not w_created)
 
 
 def parse(image: bytes, path: str) -> Parsed:

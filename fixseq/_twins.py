@@ -1,4 +1,4 @@
-"""Async shells over blocking stores: one anyio offload per call.
+"""Async shells over blocking stores: no blocking call ever runs on the event loop.
 
 A store whose calls block on I/O is written once, sync; its async twin is an
 :class:`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
@@ -6,15 +6,29 @@ coroutine runs the wrapped method in a worker thread through
 ``anyio.to_thread.run_sync``, so the event loop never blocks and asyncio and
 trio both work. :func:`to_async` gives a third party's sync store the same
 shell.
+
+Over a single-writer durable core (the file store) the shell does better, once
+for every such store: the change itself is applied on the event loop's thread
+(the core's lock is held for nanoseconds and its ``_change`` does no I/O), and
+only the wait for durability leaves the loop. Those waits are coalesced per
+store and event loop: one worker thread writes and syncs the newest state while
+the tasks whose changes arrive meanwhile wait on an :class:`anyio.Event`, and
+the next write covers them all. So 64 tasks share syncs as 64 threads would,
+at the cost of one thread hop per write, not per call. Stores whose backend
+does the I/O of each change itself (``_shared``: SQLite, PostgreSQL) keep one
+offload per call.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
 
+from ._core import SeqCounters, check_seq_num
 from ._protocols import AdminSeqStore, AsyncAdminSeqStore, AsyncSeqStore, SeqState, SeqStore
 
 if TYPE_CHECKING:
@@ -31,6 +45,27 @@ S = TypeVar("S", bound=SeqStore)
 A = TypeVar("A", bound=AdminSeqStore)
 
 _ADMIN_METHODS = ("set_next_out", "set_next_in", "snapshot", "creation_time", "close")
+# The core's public methods the shell replaces by their parts (_submit here,
+# _wait_durable in a worker thread) or calls on the loop's thread; a store that
+# overrides any of them gets the plain offload, so its own code always runs.
+_DIRECT_METHODS = (
+    "next_out",
+    "peek_out",
+    "observed_in",
+    "current_in",
+    "reset",
+    "set_next_out",
+    "set_next_in",
+    "snapshot",
+    "creation_time",
+)
+
+# Per durable core, per thread running an event loop: the write in flight for
+# that loop's tasks (an Event set when it ends). Keyed by thread because anyio
+# Events belong to one loop, and a core may serve loops in several threads.
+_Flights = dict[int, anyio.Event]
+_flights_by_core: weakref.WeakKeyDictionary[SeqCounters, _Flights] = weakref.WeakKeyDictionary()
+_flights_lock = threading.Lock()
 
 
 async def offload(func: Callable[..., T], *args: object) -> T:
@@ -42,14 +77,65 @@ async def offload(func: Callable[..., T], *args: object) -> T:
     return await anyio.to_thread.run_sync(func, *args)
 
 
+def _direct_core(wrapped: object) -> SeqCounters | None:
+    """``wrapped`` if it is a single-writer durable core: its changes may run on the loop."""
+    if not isinstance(wrapped, SeqCounters) or not wrapped._durable or wrapped._shared:
+        return None
+    cls = type(wrapped)
+    for name in _DIRECT_METHODS:
+        if getattr(cls, name) is not getattr(SeqCounters, name):
+            return None
+    return wrapped
+
+
+def _flights_of(core: SeqCounters) -> _Flights:
+    with _flights_lock:
+        flights = _flights_by_core.get(core)
+        if flights is None:
+            flights = _flights_by_core[core] = {}
+        return flights
+
+
+async def _until_durable(core: SeqCounters, flights: _Flights, ticket: int) -> None:
+    """Return once change ``ticket`` of ``core`` is durable, without blocking the loop.
+
+    One task at a time per loop (the flusher) runs the core's group-commit wait
+    in a worker thread; it writes the newest state, covering every change made
+    before the write began. The others wait for it to end, then return if
+    covered, or one of them flushes next. A cancelled waiter just leaves; a
+    cancelled flusher's thread finishes its write first (anyio never abandons
+    it), and its ``finally`` wakes the others, so nothing is left stuck. A
+    failed write raises in the flusher, and every waiter it wakes finds the
+    store stopped and raises :class:`~fixseq.StoreIOError` too.
+    """
+    key = threading.get_ident()
+    while ticket > core._durable_changes:
+        done = flights.get(key)
+        if done is not None:
+            await done.wait()
+            continue
+        if core._failure is not None or core._closed:
+            core._raise_unusable()
+        flights[key] = done = anyio.Event()
+        try:
+            await anyio.to_thread.run_sync(core._wait_durable, ticket)
+        finally:
+            del flights[key]
+            done.set()
+
+
 class AsyncShell(Generic[S]):
     """The five :class:`~fixseq.AsyncSeqStore` methods over a blocking store.
 
-    Each coroutine runs the wrapped store's method in a worker thread.
+    Each coroutine runs the wrapped store's method in a worker thread; over a
+    single-writer durable core, the change is applied at once and only the
+    (shared) durable write runs in a worker thread.
     """
 
     def __init__(self, wrapped: S) -> None:
         self._wrapped = wrapped
+        self._core = _direct_core(wrapped)
+        self._flights: _Flights = {} if self._core is None else _flights_of(self._core)
 
     @property
     def wrapped(self) -> S:
@@ -59,25 +145,46 @@ class AsyncShell(Generic[S]):
     def _run(self, func: Callable[..., T], *args: object) -> Awaitable[T]:
         return offload(func, *args)
 
+    async def _durably(self, core: SeqCounters, op: str, seq_num: int) -> int:
+        seq_num, ticket = core._submit(op, seq_num)
+        if ticket > core._durable_changes:
+            await _until_durable(core, self._flights, ticket)
+        return seq_num
+
     async def next_out(self) -> int:
-        """As the wrapped store's ``next_out()``, in a worker thread."""
-        return await self._run(self._wrapped.next_out)
+        """As the wrapped store's ``next_out()``; its I/O runs in a worker thread."""
+        core = self._core
+        if core is None:
+            return await self._run(self._wrapped.next_out)
+        return await self._durably(core, "next_out", 0)
 
     async def peek_out(self) -> int:
-        """As the wrapped store's ``peek_out()``, in a worker thread."""
+        """As the wrapped store's ``peek_out()``."""
+        if self._core is not None:
+            return self._core.peek_out()  # in memory: no I/O
         return await self._run(self._wrapped.peek_out)
 
     async def observed_in(self, seq_num: int) -> None:
-        """As the wrapped store's ``observed_in(seq_num)``, in a worker thread."""
-        await self._run(self._wrapped.observed_in, seq_num)
+        """As the wrapped store's ``observed_in(seq_num)``; its I/O runs in a worker thread."""
+        core = self._core
+        if core is None:
+            await self._run(self._wrapped.observed_in, seq_num)
+        else:
+            await self._durably(core, "observed_in", check_seq_num(seq_num))
 
     async def current_in(self) -> int:
-        """As the wrapped store's ``current_in()``, in a worker thread."""
+        """As the wrapped store's ``current_in()``."""
+        if self._core is not None:
+            return self._core.current_in()
         return await self._run(self._wrapped.current_in)
 
     async def reset(self) -> None:
-        """As the wrapped store's ``reset()``, in a worker thread."""
-        await self._run(self._wrapped.reset)
+        """As the wrapped store's ``reset()``; its I/O runs in a worker thread."""
+        core = self._core
+        if core is None:
+            await self._run(self._wrapped.reset)
+        else:
+            await self._durably(core, "reset", 0)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} over {self._wrapped!r}>"
@@ -103,18 +210,30 @@ class AsyncAdminShell(AsyncShell[A]):
 
     async def set_next_out(self, seq_num: int) -> None:
         """As the wrapped store's ``set_next_out(seq_num)``."""
-        await self._run(self._wrapped.set_next_out, seq_num)
+        core = self._core
+        if core is None:
+            await self._run(self._wrapped.set_next_out, seq_num)
+        else:
+            await self._durably(core, "set_next_out", check_seq_num(seq_num))
 
     async def set_next_in(self, seq_num: int) -> None:
         """As the wrapped store's ``set_next_in(seq_num)``."""
-        await self._run(self._wrapped.set_next_in, seq_num)
+        core = self._core
+        if core is None:
+            await self._run(self._wrapped.set_next_in, seq_num)
+        else:
+            await self._durably(core, "set_next_in", check_seq_num(seq_num))
 
     async def snapshot(self) -> SeqState:
         """As the wrapped store's ``snapshot()``."""
+        if self._core is not None:
+            return self._core.snapshot()
         return await self._run(self._wrapped.snapshot)
 
     async def creation_time(self) -> datetime.datetime:
         """As the wrapped store's ``creation_time()``."""
+        if self._core is not None:
+            return self._core.creation_time()
         return await self._run(self._wrapped.creation_time)
 
     async def aclose(self) -> None:

@@ -35,8 +35,15 @@ class RecordingStore(SeqCounters):
         self._gate = gate_first_write_until
         self._changed = threading.Condition()
 
-    def _change(self, op: str, seq_num: int) -> tuple[int, int]:
-        result = super()._change(op, seq_num)
+    def _lead(self, ticket: int) -> bool:
+        # Called (lock held) after every change that needs a write.
+        with self._changed:
+            self._changed.notify_all()
+        return super()._lead(ticket)
+
+    def _submit(self, op: str, seq_num: int) -> tuple[int, int]:
+        # The async twins' way in: the change is applied, nothing written yet.
+        result = super()._submit(op, seq_num)
         with self._changed:
             self._changed.notify_all()
         return result
@@ -186,3 +193,52 @@ def test_close_covers_changes_still_queued() -> None:
         store._change("next_out", 0)
     store.close()
     assert store.writes == [(2, 1)]
+
+
+def test_async_twins_apply_on_the_loop_only_over_a_plain_single_writer_durable_core() -> None:
+    from fixseq import MemorySeqStore
+    from fixseq._twins import AsyncAdminShell
+
+    class Shared(RecordingStore):
+        _shared = True
+
+    class OwnNextOut(RecordingStore):
+        def next_out(self) -> int:
+            return super().next_out()
+
+    durable = RecordingStore()
+    assert AsyncAdminShell(durable)._core is durable
+    # A store whose backend does each change's I/O, or one with its own method,
+    # keeps one worker-thread offload per call.
+    assert AsyncAdminShell(Shared())._core is None
+    assert AsyncAdminShell(OwnNextOut())._core is None
+    assert AsyncAdminShell(MemorySeqStore())._core is None
+
+
+@pytest.mark.anyio
+async def test_async_callers_wait_for_the_write_and_share_it() -> None:
+    import anyio
+
+    from fixseq._twins import AsyncAdminShell
+
+    store = RecordingStore(gate_first_write_until=8)
+    twin = AsyncAdminShell(store)
+    taken: list[int] = []
+
+    async def take() -> None:
+        n = await twin.next_out()
+        assert store.durable[0] > n  # durable before it returned
+        taken.append(n)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(take)
+    assert sorted(taken) == list(range(1, 9))
+    # The first write waited until all 8 had changed: it covers the tasks that
+    # changed before it began (at least the first), one more covers the rest.
+    assert 1 <= len(store.writes) <= 2
+    await twin.observed_in(3)
+    assert store.durable == (9, 4)
+    await twin.aclose()
+    assert store.released == 1
