@@ -146,10 +146,14 @@ class SeqCounters:
         # limit the store is open, has not failed and the number exists.
         self._durable_limit = MAX_SEQ_NUM + 1 if self._durable else 0
         # Group commit (durable stores): a change is applied in memory under
-        # _lock and numbered; its caller then waits, outside _lock, until a
-        # write covering that number has completed. _write_lock lets one
-        # caller at a time write the newest state for everyone queued behind it.
-        self._write_lock = threading.Lock()
+        # _lock and numbered; its caller then waits until a write covering that
+        # number has completed. One caller at a time (_writing) writes the
+        # newest state, outside _lock, for everyone queued behind it; when it
+        # is done, _flushed wakes them all at once, so those it covered return
+        # without waiting for the next write.
+        self._flushed = threading.Condition(self._lock)
+        self._writing = False
+        self._waiting = 0  # callers asleep on _flushed (so a lone writer skips notify)
         self._changes = 0
         self._durable_changes = 0
         # Outbound reservation: the next_out value last handed to _persist,
@@ -312,65 +316,78 @@ class SeqCounters:
     def _lead(self, ticket: int) -> bool:
         """Become the writer for change ``ticket`` if no write is in flight (lock held).
 
-        Taking the writer lock without blocking while the counter lock is held
-        spares a lone caller a second round trip through the counter lock: the
-        state it will write is the one it sees now. Returns False when another
-        caller is writing (then wait with :meth:`_wait_durable`).
+        The writer claims the newest state now, under the counter lock, so a
+        lone caller takes that lock only once before it writes.
+
+        Raises:
+            StoreIOError: The store stopped after a failed write.
+            StoreClosedError: The store is closed.
         """
-        if not self._write_lock.acquire(False):
-            return False
-        if self._durable_changes >= ticket:  # a write finished since the caller looked
-            self._write_lock.release()
-            return False
+        if self._writing:
+            return False  # its end may still cover us (a close's flush too)
+        if self._failure is not None or self._closed:
+            self._raise_unusable()
+        self._writing = True
         self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
         return True
 
-    def _settle(self, ticket: int, lead: bool) -> None:
-        """Return once change ``ticket`` is durable (lock NOT held); write it if ``lead``."""
-        if lead:
-            self._write_claimed()
-        else:
-            self._wait_durable(ticket)
+    def _await_turn(self, ticket: int) -> bool:
+        """Wait until change ``ticket`` is durable (False) or it is ours to write (True).
+
+        Lock held (released while asleep). A caller returning True must call
+        :meth:`_write_claimed` after releasing the lock.
+
+        Raises:
+            StoreIOError: The store stopped after a failed write before the change was written.
+            StoreClosedError: The store was closed and the change was never written.
+        """
+        while ticket > self._durable_changes:
+            if self._lead(ticket):
+                return True
+            self._waiting += 1
+            try:
+                self._flushed.wait()
+            finally:
+                self._waiting -= 1
+        return False
 
     def _write_claimed(self) -> None:
-        """Write the state claimed under the counter lock (writer lock held; released here)."""
+        """Write the state claimed in :meth:`_lead` (lock NOT held), then wake the waiters."""
+        upto, next_out, next_in, created = self._claimed
         try:
-            upto, next_out, next_in, created = self._claimed
-            try:
-                self._persist(next_out, next_in, created)
-            except BaseException as exc:
-                with self._lock:
-                    self._failure = exc
-                    self._fast_limit = self._durable_limit = 0
-                raise
+            self._persist(next_out, next_in, created)
+        except BaseException as exc:
+            with self._lock:
+                self._failure = exc
+                self._fast_limit = self._durable_limit = 0
+                self._writing = False
+                if self._waiting:
+                    self._flushed.notify_all()
+            raise
+        with self._lock:
             self._durable_changes = upto
-        finally:
-            self._write_lock.release()
+            self._writing = False
+            if self._waiting:
+                self._flushed.notify_all()
 
     def _wait_durable(self, ticket: int) -> None:
         """Return once a write covering change ``ticket`` has completed (lock NOT held).
 
-        The first caller to take the writer lock writes the newest state, which
-        covers every change made so far; those queued behind it find their
-        change covered and return without writing. A lone caller writes at
-        once: no timer, no sleep. Safe to run in a worker thread for an event
-        loop's callers (the async twins do), since it never touches the loop.
+        The first caller to find no write in flight writes the newest state,
+        which covers every change made so far; the others sleep until it is
+        done, then return if it covered them, or one of them writes next. A
+        lone caller writes at once: no timer, no sleep. Safe to run in a worker
+        thread for an event loop's callers (the async twins do).
 
         Raises:
             StoreIOError: The write failed (this one, or an earlier one: the
                 store has stopped).
-            StoreClosedError: The store was closed before the change was written.
+            StoreClosedError: The store was closed and the change was never written.
         """
-        self._write_lock.acquire()
-        if self._durable_changes >= ticket:
-            self._write_lock.release()
-            return
         with self._lock:
-            if self._failure is not None or self._closed:
-                self._write_lock.release()
-                self._raise_unusable()
-            self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
-        self._write_claimed()
+            lead = self._await_turn(ticket)
+        if lead:
+            self._write_claimed()
 
     # -- the SeqStore protocol ------------------------------------------------
 
@@ -394,7 +411,8 @@ class SeqCounters:
             if seq_num < self._durable_limit:
                 # A durable store's everyday call: _change("next_out") inlined,
                 # and the caller becomes the writer at once if no write is in
-                # flight, so a lone caller takes the counter lock once.
+                # flight, so a lone caller takes the counter lock once before
+                # its write.
                 self._next_out = seq_num + 1
                 if seq_num < self._stored_out:
                     # Inside a block an earlier write reserved.
@@ -404,16 +422,14 @@ class SeqCounters:
                 else:
                     self._stored_out = seq_num + self._reserve
                     self._changes = self._reserve_ticket = ticket = self._changes + 1
-                lead = self._lead(ticket)
+                lead = self._await_turn(ticket)
             else:
                 seq_num, ticket = self._change("next_out", 0)
                 if ticket <= self._durable_changes:
                     return seq_num
-                lead = self._lead(ticket)
+                lead = self._await_turn(ticket)
         if lead:
             self._write_claimed()
-        else:
-            self._wait_durable(ticket)
         return seq_num
 
     def peek_out(self) -> int:
@@ -445,8 +461,9 @@ class SeqCounters:
             ticket = self._change("observed_in", seq_num)[1]
             if ticket <= self._durable_changes:
                 return
-            lead = self._lead(ticket)
-        self._settle(ticket, lead)
+            lead = self._await_turn(ticket)
+        if lead:
+            self._write_claimed()
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
@@ -470,8 +487,9 @@ class SeqCounters:
             ticket = self._change("reset", 0)[1]
             if ticket <= self._durable_changes:
                 return
-            lead = self._lead(ticket)
-        self._settle(ticket, lead)
+            lead = self._await_turn(ticket)
+        if lead:
+            self._write_claimed()
 
     # -- the admin methods ----------------------------------------------------
 
@@ -492,8 +510,9 @@ class SeqCounters:
             ticket = self._change("set_next_out", seq_num)[1]
             if ticket <= self._durable_changes:
                 return
-            lead = self._lead(ticket)
-        self._settle(ticket, lead)
+            lead = self._await_turn(ticket)
+        if lead:
+            self._write_claimed()
 
     def set_next_in(self, seq_num: int) -> None:
         """Make ``seq_num`` the next expected inbound number, in either direction.
@@ -512,8 +531,9 @@ class SeqCounters:
             ticket = self._change("set_next_in", seq_num)[1]
             if ticket <= self._durable_changes:
                 return
-            lead = self._lead(ticket)
-        self._settle(ticket, lead)
+            lead = self._await_turn(ticket)
+        if lead:
+            self._write_claimed()
 
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
@@ -551,32 +571,47 @@ class SeqCounters:
         A store that fail-stopped after an I/O error can still be closed. After
         close every other method raises :class:`~fixseq.StoreClosedError`.
         """
-        with self._write_lock:  # no write in flight while we close
-            with self._lock:
-                if self._closed:
-                    return
-                self._closed = True
-                self._fast_limit = self._durable_limit = 0
-                exact = (self._next_out, self._next_in, self._created)
-                flush = (
-                    self._durable
-                    and self._failure is None
-                    and (
-                        self._changes > self._durable_changes or self._stored_out != self._next_out
-                    )
-                )
-            try:
-                if flush:
-                    # Cover changes still queued, and write the exact next_out so a
-                    # clean restart shows no reservation gap.
+        with self._lock:
+            while self._writing:  # no write in flight while we close
+                self._waiting += 1
+                try:
+                    self._flushed.wait()
+                finally:
+                    self._waiting -= 1
+            if self._closed:
+                return
+            self._closed = True
+            self._fast_limit = self._durable_limit = 0
+            exact = (self._next_out, self._next_in, self._created)
+            flush = (
+                self._durable
+                and self._failure is None
+                and (self._changes > self._durable_changes or self._stored_out != self._next_out)
+            )
+            upto = self._changes
+            self._writing = flush
+        try:
+            if flush:
+                # Cover changes still queued, and write the exact next_out so a
+                # clean restart shows no reservation gap.
+                try:
                     self._persist(*exact)
-                    self._durable_changes = self._changes
+                except BaseException as exc:
+                    with self._lock:
+                        self._failure = exc
+                    raise
+                with self._lock:
+                    self._durable_changes = upto
                     self._stored_out = exact[0]
-            except BaseException as exc:
-                self._failure = exc
-                raise
-            finally:
+        finally:
+            try:
                 self._release()
+            finally:
+                if flush:
+                    with self._lock:
+                        self._writing = False
+                        if self._waiting:
+                            self._flushed.notify_all()
 
     def __enter__(self) -> Self:
         """Return the store itself."""
