@@ -148,12 +148,15 @@ class SeqCounters:
         # Group commit (durable stores): a change is applied in memory under
         # _lock and numbered; its caller then waits until a write covering that
         # number has completed. One caller at a time (_writing) writes the
-        # newest state, outside _lock, for everyone queued behind it; when it
-        # is done, _flushed wakes them all at once, so those it covered return
-        # without waiting for the next write.
-        self._flushed = threading.Condition(self._lock)
+        # newest state, outside _lock, for everyone queued behind it. Callers
+        # sleep on one of two conditions over _lock, by the write that will
+        # cover them: the write in flight (number _claims) or the next one.
+        # When a write ends, all it covered wake at once and return, and just
+        # one of the others wakes to write next: its write covers the rest.
+        self._sleepers = (threading.Condition(self._lock), threading.Condition(self._lock))
+        self._asleep = [0, 0]  # sleepers per condition (a lone writer skips notify)
+        self._claims = 0
         self._writing = False
-        self._waiting = 0  # callers asleep on _flushed (so a lone writer skips notify)
         self._changes = 0
         self._durable_changes = 0
         # Outbound reservation: the next_out value last handed to _persist,
@@ -328,8 +331,30 @@ class SeqCounters:
         if self._failure is not None or self._closed:
             self._raise_unusable()
         self._writing = True
+        self._claims += 1
         self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
         return True
+
+    def _sleep(self, covered: bool) -> None:
+        """Sleep until the write in flight ends (``covered``) or it is our turn (lock held)."""
+        side = (self._claims + (not covered)) & 1
+        self._asleep[side] += 1
+        try:
+            self._sleepers[side].wait()
+        finally:
+            self._asleep[side] -= 1
+
+    def _end_write(self, failed: bool) -> None:
+        """Wake those the write that ended covered, and one to write next (lock held)."""
+        self._writing = False
+        side = self._claims & 1
+        if self._asleep[side]:
+            self._sleepers[side].notify_all()
+        if self._asleep[side ^ 1]:
+            if failed:
+                self._sleepers[side ^ 1].notify_all()  # every one of them must raise
+            else:
+                self._sleepers[side ^ 1].notify()
 
     def _await_turn(self, ticket: int) -> bool:
         """Wait until change ``ticket`` is durable (False) or it is ours to write (True).
@@ -344,11 +369,7 @@ class SeqCounters:
         while ticket > self._durable_changes:
             if self._lead(ticket):
                 return True
-            self._waiting += 1
-            try:
-                self._flushed.wait()
-            finally:
-                self._waiting -= 1
+            self._sleep(ticket <= self._claimed[0])
         return False
 
     def _write_claimed(self) -> None:
@@ -360,15 +381,11 @@ class SeqCounters:
             with self._lock:
                 self._failure = exc
                 self._fast_limit = self._durable_limit = 0
-                self._writing = False
-                if self._waiting:
-                    self._flushed.notify_all()
+                self._end_write(failed=True)
             raise
         with self._lock:
             self._durable_changes = upto
-            self._writing = False
-            if self._waiting:
-                self._flushed.notify_all()
+            self._end_write(failed=False)
 
     def _wait_durable(self, ticket: int) -> None:
         """Return once a write covering change ``ticket`` has completed (lock NOT held).
@@ -573,11 +590,7 @@ class SeqCounters:
         """
         with self._lock:
             while self._writing:  # no write in flight while we close
-                self._waiting += 1
-                try:
-                    self._flushed.wait()
-                finally:
-                    self._waiting -= 1
+                self._sleep(covered=True)
             if self._closed:
                 return
             self._closed = True
@@ -589,7 +602,10 @@ class SeqCounters:
                 and (self._changes > self._durable_changes or self._stored_out != self._next_out)
             )
             upto = self._changes
-            self._writing = flush
+            if flush:  # sleepers wait for this write as for any other
+                self._writing = True
+                self._claims += 1
+                self._claimed = (upto, *exact)
         try:
             if flush:
                 # Cover changes still queued, and write the exact next_out so a
@@ -599,19 +615,14 @@ class SeqCounters:
                 except BaseException as exc:
                     with self._lock:
                         self._failure = exc
+                        self._end_write(failed=True)
                     raise
                 with self._lock:
                     self._durable_changes = upto
                     self._stored_out = exact[0]
+                    self._end_write(failed=False)
         finally:
-            try:
-                self._release()
-            finally:
-                if flush:
-                    with self._lock:
-                        self._writing = False
-                        if self._waiting:
-                            self._flushed.notify_all()
+            self._release()
 
     def __enter__(self) -> Self:
         """Return the store itself."""
