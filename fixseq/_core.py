@@ -439,7 +439,13 @@ class SeqCounters:
                 else:
                     self._stored_out = seq_num + self._reserve
                     self._changes = self._reserve_ticket = ticket = self._changes + 1
-                lead = self._await_turn(ticket)
+                if self._writing:
+                    lead = self._await_turn(ticket)
+                else:  # _lead() inlined: no write in flight, we write (the store is open)
+                    self._writing = True
+                    self._claims += 1
+                    self._claimed = (self._changes, self._stored_out, self._next_in, self._created)
+                    lead = True
             else:
                 seq_num, ticket = self._change("next_out", 0)
                 if ticket <= self._durable_changes:
