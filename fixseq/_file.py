@@ -479,8 +479,10 @@ class FileSeqStore(SeqCounters):
 class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
     """The async twin of :class:`FileSeqStore`, for asyncio and trio.
 
-    Every coroutine runs the sync store's method in a worker thread through
-    anyio, so the file I/O (and each sync) never blocks the event loop. The
+    The file I/O (each write and sync) runs in a worker thread through anyio,
+    so it never blocks the event loop; the in-memory change runs on the loop,
+    and tasks changing the store together share one write and sync (group
+    commit: one worker thread per write, not one per call). The
     constructor opens the file synchronously, once; inside a running event
     loop prefer ``await AsyncFileSeqStore.open(path)``, which opens it in a
     worker thread. ``as_sync()`` returns the :class:`FileSeqStore` over the
