@@ -18,6 +18,9 @@ from ._protocols import AsyncAdminSeqStore as AsyncAdminSeqStore
 from ._protocols import AsyncSeqStore as AsyncSeqStore
 from ._protocols import SeqState as SeqState
 from ._protocols import SeqStore as SeqStore
+from ._sqlite import AsyncSqliteSeqStore as AsyncSqliteSeqStore
+from ._sqlite import SqliteSeqStore as SqliteSeqStore
+from ._sqlite import list_sessions as list_sessions
 from ._twins import to_async as to_async
 from ._version import __version__ as __version__
 from .errors import CorruptStoreError as CorruptStoreError
@@ -35,6 +38,7 @@ __all__ = [
     "AsyncFileSeqStore",
     "AsyncMemorySeqStore",
     "AsyncSeqStore",
+    "AsyncSqliteSeqStore",
     "CorruptStoreError",
     "FileSeqStore",
     "InvalidSeqNumError",
@@ -44,9 +48,11 @@ __all__ = [
     "SeqState",
     "SeqStore",
     "SeqStoreError",
+    "SqliteSeqStore",
     "StoreClosedError",
     "StoreIOError",
     "StoreLockedError",
     "__version__",
+    "list_sessions",
     "to_async",
 ]
