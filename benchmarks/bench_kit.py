@@ -86,7 +86,9 @@ def main() -> None:
     ]
     for label, key in rows:
         values = times[key]
-        print(f"{label:<34}{statistics.median(values):>10.2f}{min(values):>10.2f}{max(values):>10.2f}")
+        print(
+            f"{label:<34}{statistics.median(values):>10.2f}{min(values):>10.2f}{max(values):>10.2f}"
+        )
     ratio = statistics.median(d / f for d, f in zip(times["damage"], times["floor"], strict=True))
     print(f"damage group / floor (median of per-round ratios): {ratio:.2f}x")
 

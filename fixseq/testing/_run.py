@@ -229,7 +229,7 @@ def run_groups(subject: Subject, groups: Collection[str] | None = None) -> None:
             failures.append((group.name, exc))
     if not failures:
         return
-    first_name, first = failures[0]
+    first = failures[0][1]
     if len(failures) == 1 and isinstance(first, AssertionError):
         raise first
     texts = [_group_text(name, exc) for name, exc in failures]

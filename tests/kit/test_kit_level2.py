@@ -379,3 +379,14 @@ def test_groups_selects_and_validates() -> None:
         check_seq_store(ks.DictSeqStore, groups={"damages"})
     with pytest.raises(TypeError, match="not a str"):
         check_seq_store(ks.DictSeqStore, groups="damage")
+
+
+def test_fixseq_sqlite_store_is_skipped_never_passed(tmp_path: Path) -> None:
+    from fixseq import SqliteSeqStore
+
+    with pytest.raises(pytest.skip.Exception, match=r"power cut not checked: .*sqlite3"):
+        check_power_cut(
+            lambda directory: SqliteSeqStore(os.path.join(directory, "s.db"), "FIX.4.4:A->B"),
+            directory=tmp_path,
+            steps=20,
+        )
