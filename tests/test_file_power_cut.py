@@ -92,3 +92,20 @@ def test_the_async_file_store_under_damage_and_power_cuts(tmp_path: Path, backen
         steps=80,
         backend=backend,
     )
+
+
+@pytest.mark.parametrize("step", ["_sync_dir", "_sync_file"])
+def test_the_power_cut_check_catches_a_file_store_missing_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    # The store's own recipe with one sync taken out: the kit must notice.
+    import fixseq._file
+
+    monkeypatch.setattr(fixseq._file, step, lambda target: None)
+    caught = r"\[power_cut\] FileSeqStore: .*(again at 1|hand out)"
+    with pytest.raises(AssertionError, match=caught):
+        check_power_cut(
+            lambda directory: FileSeqStore(os.path.join(directory, "session.seq")),
+            directory=tmp_path,
+            steps=40,
+        )

@@ -72,7 +72,7 @@ class _ContractBase:
         """
         raise NotImplementedError
 
-    def _files(self, base: type) -> Callable[[Any], Any] | None:
+    def _files(self) -> Callable[[Any], Any] | None:
         overridden = type(self).store_files is not _ContractBase.store_files
         return self.store_files if overridden else None
 
@@ -141,7 +141,7 @@ class SeqStoreContract(_ContractBase, Generic[S]):
             reopen,
             self.threads,
             self.max_examples,
-            self._files(SeqStoreContract),
+            self._files(),
             self.damage_sample,
         )
         _run(subject, name)
@@ -250,7 +250,7 @@ class AsyncSeqStoreContract(_ContractBase, Generic[A]):
             self.max_examples,
             backend,
             options,
-            self._files(AsyncSeqStoreContract),
+            self._files(),
             self.damage_sample,
         ) as subject:
             _run(subject, name)

@@ -327,6 +327,8 @@ def test_damages_cover_every_byte_and_length_of_a_small_file() -> None:
     assert {d.offset for d in found if d.xor == 0xFF} == set(range(100))
     assert {d.offset for d in found if d.xor == 0} == set(range(100))
     assert len(found) == 300
+    assert Damage(3, 0xFF).apply(b"abcd") == b"abc\x9b"
+    assert Damage(2, 0).apply(b"abcd") == b"ab"
 
 
 def test_damages_sample_a_large_file_deterministically() -> None:
