@@ -92,7 +92,9 @@ class SeqStoreContract(_ContractBase, Generic[S]):
     """Every check of :func:`~fixseq.testing.check_seq_store` as a named pytest test.
 
     Subclass it in your test module with a ``Test`` name, define
-    :meth:`make_store` and, for a durable store, :meth:`reopen_store`::
+    :meth:`make_store` and, for a durable store, :meth:`reopen_store`; for a
+    store kept in files, also :meth:`store_files` (damaged files) and
+    :meth:`open_store_in` (simulated power cuts)::
 
         class TestJsonSeqStore(SeqStoreContract[JsonSeqStore]):
             def make_store(self) -> JsonSeqStore:
@@ -102,10 +104,18 @@ class SeqStoreContract(_ContractBase, Generic[S]):
                 store.close()
                 return JsonSeqStore(store.path)
 
+            def store_files(self, store: JsonSeqStore) -> list[Path]:
+                return [store.path]
+
+            def open_store_in(self, directory: Path) -> JsonSeqStore:
+                return JsonSeqStore(directory / "session.json")
+
     Each check group is one test (``test_basics``, ``test_concurrency``,
-    ``test_model``, ...). A group the store cannot take (admin methods,
-    ``creation_time``, reopen) is skipped with the reason. Set the class
-    attributes :attr:`threads` and :attr:`max_examples` to tune it.
+    ``test_damage``, ``test_power_cut``, ``test_model``, ...). A group the
+    store cannot take (admin methods, ``creation_time``, reopen, files) is
+    skipped with the reason. Set the class attributes :attr:`threads`,
+    :attr:`max_examples`, :attr:`damage_sample`, :attr:`power_cut_steps` and
+    :attr:`power_cut_states` to tune it.
     """
 
     threads: ClassVar[int] = 8

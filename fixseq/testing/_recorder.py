@@ -441,7 +441,9 @@ class Recorder:
         if isinstance(file, int):
             tracked = file in self._fds
         else:
-            tracked = self._where(file)[0] in ("in", "sub")
+            # "dir": tempfile.NamedTemporaryFile opens the directory's path with
+            # an opener that makes the file in it.
+            tracked = self._where(file)[0] in ("in", "sub", "dir")
         if not tracked:
             return self._real["builtin_open"](
                 file, mode, buffering, encoding, errors, newline, closefd, opener

@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import tempfile
 import threading
 import zlib
+from pathlib import Path
 from typing import Any
 
 MAX = 2**63 - 1
@@ -160,7 +162,33 @@ class BuiltinOpenStore(CrcFileStore):
     builtin_open = True
 
 
+class TempfileStore(CrcFileStore):
+    """Correct: tempfile.NamedTemporaryFile in the directory, synced, replaced, dir synced."""
+
+    def _save(self, next_out: int, next_in: int) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as file:
+            file.write(self._encode(next_out, next_in))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(file.name, self.path)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 # -- the mutants ------------------------------------------------------------------------
+
+
+class WriteBytesNoSync(CrcFileStore):
+    """Path.write_bytes() then os.replace(): the usual "atomic write", with no sync at all."""
+
+    def _save(self, next_out: int, next_in: int) -> None:
+        temp = Path(self.path + ".tmp")
+        temp.write_bytes(self._encode(next_out, next_in))
+        os.replace(temp, self.path)
 
 
 class NeverSyncs(CrcFileStore):

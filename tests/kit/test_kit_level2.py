@@ -116,6 +116,16 @@ def test_a_flush_without_fsync_through_open_is_caught(tmp_path: Path) -> None:
         check_power_cut(_in_dir(kf.BuiltinOpenNeverSyncs), directory=tmp_path)
 
 
+def test_path_write_bytes_and_replace_without_sync_is_caught(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match=r"\[power_cut\] WriteBytesNoSync: .*again at 1"):
+        check_power_cut(_in_dir(kf.WriteBytesNoSync), directory=tmp_path, steps=60)
+
+
+def test_a_correct_store_on_named_temporary_files_passes(tmp_path: Path) -> None:
+    # NamedTemporaryFile opens the directory's path with an opener: still seen.
+    check_power_cut(_in_dir(kf.TempfileStore), directory=tmp_path, steps=60)
+
+
 def test_a_missing_directory_sync_is_caught(tmp_path: Path) -> None:
     with pytest.raises(
         AssertionError,
