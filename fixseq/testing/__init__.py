@@ -4,7 +4,7 @@ A third party's store (a Redis one, a table in their own database, an in-house
 journal) is duck-typed against :class:`~fixseq.SeqStore` or
 :class:`~fixseq.AsyncSeqStore`; ``isinstance`` checks method names only. This
 kit checks the behaviour, and fixseq's own stores pass the same kit: it is the
-one definition of correct. Three ways to run it:
+one definition of correct. Four ways to run it:
 
 - :func:`check_seq_store` / :func:`check_async_seq_store`: one call, from any
   test runner; runs every group on its own and raises ``AssertionError``
