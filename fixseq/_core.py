@@ -296,7 +296,9 @@ class SeqCounters:
             if next_out <= self._stored_out:
                 # Inside the block an earlier write reserved: durable once it is.
                 return next_out - 1, self._reserve_ticket
-            self._stored_out = next_out + self._reserve - 1
+            # A block never reaches past the last number there is: a stored
+            # next_out beyond MAX_SEQ_NUM + 1 is no state a store can hold.
+            self._stored_out = min(next_out + self._reserve - 1, MAX_SEQ_NUM + 1)
         elif op in ("reset", "set_next_out"):
             self._stored_out = next_out  # an exact value ends any reservation
         self._changes += 1
@@ -437,7 +439,8 @@ class SeqCounters:
                     if ticket <= self._durable_changes:
                         return seq_num  # and that write is durable: nothing to wait for
                 else:
-                    self._stored_out = seq_num + self._reserve
+                    stored = seq_num + self._reserve  # (capped as in _change)
+                    self._stored_out = stored if stored <= MAX_SEQ_NUM else MAX_SEQ_NUM + 1
                     self._changes = self._reserve_ticket = ticket = self._changes + 1
                 if self._writing:
                     lead = self._await_turn(ticket)

@@ -114,7 +114,9 @@ async def _until_durable(core: SeqCounters, flights: _Flights, ticket: int) -> N
         if done is not None:
             await done.wait()
             continue
-        if core._failure is not None or core._closed:
+        if core._failure is not None:
+            # Stopped: no write will cover us. (A closed store's own close may
+            # still be writing our change: the worker thread waits for it.)
             core._raise_unusable()
         flights[key] = done = anyio.Event()
         try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixseq import SeqCounters, StoreClosedError, StoreIOError
+from fixseq import MAX_SEQ_NUM, SeqCounters, SeqNumExhaustedError, StoreClosedError, StoreIOError
 
 if TYPE_CHECKING:
     import datetime
@@ -242,3 +242,15 @@ async def test_async_callers_wait_for_the_write_and_share_it() -> None:
     assert store.durable == (9, 4)
     await twin.aclose()
     assert store.released == 1
+
+
+def test_a_reserved_block_never_reaches_past_the_last_number() -> None:
+    store = RecordingStore(reserve=10)
+    store.set_next_out(MAX_SEQ_NUM - 1)
+    assert store.next_out() == MAX_SEQ_NUM - 1
+    assert store.durable[0] == MAX_SEQ_NUM + 1  # not MAX_SEQ_NUM + 9: no store holds that
+    assert store.next_out() == MAX_SEQ_NUM
+    with pytest.raises(SeqNumExhaustedError):
+        store.next_out()
+    store.close()
+    assert store.durable[0] == MAX_SEQ_NUM + 1
