@@ -10,7 +10,8 @@ Targets (issue 4), as throughput against the floor:
 - AsyncFileSeqStore.next_out under asyncio >= 0.8x a bare
   ``anyio.to_thread.run_sync(pwrite + fdatasync)`` loop;
 - 16 threads sharing one durable store: aggregate next_out/s, beside one thread
-  on the same store (no target here: the baseline for group commit, issue 10).
+  on the same store (no target here; the group-commit targets of issue 10 are
+  measured by ``benchmarks/bench_group.py``).
 """
 
 from __future__ import annotations
