@@ -255,25 +255,25 @@ class SeqCounters:
         # The counter lock guards nothing of a shared store's that a call needs
         # while it runs in the backend: it becomes a no-op, so concurrent calls
         # reach _apply together and the store can commit them as one group.
-        # _gate guards the closed state, the calls in flight (close waits for
+        # _shared_cond guards the closed state, the calls in flight (close waits for
         # them) and the reservation block [_block_next, _block_end).
         self._lock = _NO_LOCK  # type: ignore[assignment]
-        self._gate = threading.Condition(threading.Lock())
+        self._shared_cond = threading.Condition(threading.Lock())
         self._in_flight = 0
         self._block_next = self._block_end = 0
         self._block_lock = threading.Lock()  # one refill (or exact write) at a time
 
     def _enter_shared(self) -> None:
-        with self._gate:
+        with self._shared_cond:
             if self._closed:
                 self._raise_unusable()
             self._in_flight += 1
 
     def _leave_shared(self) -> None:
-        with self._gate:
+        with self._shared_cond:
             self._in_flight -= 1
             if self._in_flight == 0 and self._closed:
-                self._gate.notify_all()
+                self._shared_cond.notify_all()
 
     def _shared_apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime]:
         self._enter_shared()
@@ -286,7 +286,7 @@ class SeqCounters:
 
     def _shared_read(self) -> tuple[int, int, datetime.datetime]:
         next_out, next_in, created = self._shared_apply("read", 0)
-        with self._gate:
+        with self._shared_cond:
             if self._block_next < self._block_end:
                 next_out = self._block_next  # the backend holds our block's end
         return next_out, next_in, created
@@ -298,7 +298,7 @@ class SeqCounters:
             self._shared_apply(op, seq_num)
             return 0
         if op == "next_out":
-            with self._gate:  # from the block in memory: no backend call
+            with self._shared_cond:  # from the block in memory: no backend call
                 if self._closed:
                     self._raise_unusable()
                 if self._block_next < self._block_end:
@@ -308,7 +308,7 @@ class SeqCounters:
             self._shared_apply(op, seq_num)
             return 0
         with self._block_lock:
-            with self._gate:
+            with self._shared_cond:
                 if op != "next_out":
                     # An exact value ends the block; its unused numbers are
                     # overwritten by the exact value itself.
@@ -330,12 +330,12 @@ class SeqCounters:
                 self._leave_shared()
             self._next_out, self._next_in, self._created = state
             first = state[0] - count
-            with self._gate:
+            with self._shared_cond:
                 self._block_next, self._block_end = first + 1, state[0]
             return first
 
     def _close_shared(self) -> None:
-        with self._gate:
+        with self._shared_cond:
             if self._closed:
                 return
             self._closed = True
@@ -343,7 +343,7 @@ class SeqCounters:
             # Calls already in the backend finish first (they may share the
             # connection with other stores' calls); new ones see the store closed.
             while self._in_flight:
-                self._gate.wait()
+                self._shared_cond.wait()
             block = (self._block_end, self._block_next)
             self._block_next = self._block_end = 0
         try:

@@ -13,8 +13,10 @@ own result or its own exception; an exception from the batch as a whole
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = ["Batcher"]
 
@@ -86,7 +88,7 @@ class Batcher(Generic[T, R]):
             except BaseException as exc:  # the whole batch failed: every call fails with it
                 outcomes = [exc] * len(batch)
             self.batches += 1
-            for slot, outcome in zip(batch, outcomes):
+            for slot, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     slot.error = outcome
                 else:

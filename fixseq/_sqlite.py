@@ -23,7 +23,6 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -56,6 +55,8 @@ from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from typing_extensions import Self
 
 __all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions"]
@@ -101,18 +102,19 @@ class _Database:
                     # macOS's fsync stops short of the drive's cache; F_FULLFSYNC does not.
                     cur.execute("PRAGMA fullfsync = ON")
                     cur.execute("PRAGMA checkpoint_fullfsync = ON")
-                cur.execute("PRAGMA trusted_schema = OFF")  # a hostile file's schema runs no functions
+                # A hostile file's schema runs no functions:
+                cur.execute("PRAGMA trusted_schema = OFF")
                 cur.execute("PRAGMA cell_size_check = ON")  # damaged pages are caught sooner
             except BaseException:
                 self.conn.close()
                 raise
 
-    def _run(self, items: Sequence[_Item]) -> list[_State | None | BaseException]:
+    def _run(self, items: Sequence[_Item]) -> list[_State | BaseException | None]:
         """Run a group of calls in one transaction; a failed commit fails them all."""
         cur = self.cur
         write = any(op != "read" for _, op, _, _ in items)
         isolate = len(items) > 1 and write
-        outcomes: list[_State | None | BaseException] = []
+        outcomes: list[_State | BaseException | None] = []
         with self.mutex, self.boundary:
             if not write and len(items) == 1:
                 # One SELECT in autocommit mode is one read transaction.
