@@ -79,7 +79,8 @@ class Batcher(Generic[T, R]):
 
     def _lead(self, own: _Slot[T, R]) -> None:
         with self._mutex:
-            batch, self._queue = self._queue, []
+            batch = self._queue.copy()
+            self._queue.clear()  # the same list object all along: tests watch it fill
         try:
             try:
                 outcomes = self._run([slot.item for slot in batch])
