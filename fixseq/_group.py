@@ -40,6 +40,10 @@ class _Slot(Generic[T, R]):
         self.wake.acquire()
 
 
+def _interrupted() -> BaseException:
+    return RuntimeError("the group's leader was interrupted before this call's outcome was known")
+
+
 class Batcher(Generic[T, R]):
     """Runs calls from many threads in batches, one batch at a time (leader/follower).
 
@@ -81,6 +85,7 @@ class Batcher(Generic[T, R]):
         with self._mutex:
             batch = self._queue.copy()
             self._queue.clear()  # the same list object all along: tests watch it fill
+        outcomes: Sequence[R | BaseException] = ()
         try:
             try:
                 outcomes = self._run([slot.item for slot in batch])
@@ -89,18 +94,21 @@ class Batcher(Generic[T, R]):
             except BaseException as exc:  # the whole batch failed: every call fails with it
                 outcomes = [exc] * len(batch)
             self.batches += 1
-            for slot, outcome in zip(batch, outcomes, strict=True):
+        finally:
+            # Whatever happened above, every caller of the batch is woken with an outcome
+            # (no follower may wait for ever), and leadership passes on or ends.
+            for index, slot in enumerate(batch):
+                outcome = outcomes[index] if index < len(outcomes) else _interrupted()
                 if isinstance(outcome, BaseException):
                     slot.error = outcome
                 else:
                     slot.result = outcome
                 if slot is not own:
                     slot.wake.release()
-        finally:
             with self._mutex:
                 if self._queue:
-                    # Leadership passes to the oldest waiter: it runs everything
-                    # queued while we ran, then passes it on in turn.
+                    # The oldest waiter leads next: it runs everything queued while we
+                    # ran, then passes leadership on in turn.
                     nxt = self._queue[0]
                     nxt.lead = True
                     nxt.wake.release()
