@@ -126,7 +126,10 @@ class SeqCounters:
         InvalidSeqNumError: A seed is outside ``1..MAX_SEQ_NUM``.
         ValueError: ``created_at`` is naive.
 
-    Every method is safe to call from any number of threads. After
+    Every method is safe to call from any number of threads. (A shared
+    store, whose backend holds the truth, does not hold this lock across its
+    backend calls: concurrent calls reach the store together and share a
+    commit.) After
     :meth:`close`, every method but ``close`` raises
     :class:`~fixseq.StoreClosedError`.
     """

@@ -239,8 +239,9 @@ def connect(db: str, *, writable: bool, busy_timeout: float) -> sqlite3.Connecti
     """Open ``db`` (never creating it: fixseq creates the file itself, 0600)."""
     uri = "file:" + urllib.parse.quote(os.fsencode(db)) + ("?mode=rw" if writable else "?mode=ro")
     # isolation_level=None: no implicit transactions; fixseq writes BEGIN and
-    # COMMIT itself. check_same_thread=False: the core's lock serialises every
-    # use of the connection, so any thread may make the call.
+    # COMMIT itself. check_same_thread=False: the database's mutex serialises
+    # every use of the connection (a group's leader, or a store opening), so
+    # any thread may make the call.
     return sqlite3.connect(
         uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )

@@ -5,11 +5,12 @@ that must continue from the exact numbers the other reached. Needs the extra
 ``fixseq[postgres]`` (psycopg 3 and psycopg-pool); ``import fixseq`` alone
 never imports psycopg.
 
-Every call is ONE statement in autocommit, ``UPDATE ... RETURNING`` on the
-session's row (:meth:`PostgresSeqStore._apply`), so the server, not this
-process, holds the truth: a number is handed out only after the server has
-committed the advance past it, two callers anywhere never get the same
-number, and the inbound mark never regresses.
+Every call is a committed ``UPDATE ... RETURNING`` on the session's row
+(:meth:`PostgresSeqStore._apply`), so the server, not this process, holds the
+truth: a number is handed out only after the server has committed the advance
+past it, two callers anywhere never get the same number, and the inbound mark
+never regresses. Calls made at the same time share a statement or a pipelined
+transaction (group commit, :func:`_group_on`), each still with its own result.
 
 The table (default ``fixseq_sessions``), format 1::
 
@@ -541,7 +542,7 @@ class PostgresSeqStore(SeqCounters):
             raise
         self._restore(*state)
 
-    # -- connection handling (called with the core's lock held, or from __init__) ------
+    # -- connection handling (called by a group's leader, or from __init__) ------------
 
     def _open(self, cur: psycopg.Cursor[Any], create: bool) -> _State:
         _ensure_table(cur.connection, self._table, self._queries, create=create)
