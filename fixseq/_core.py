@@ -329,12 +329,14 @@ class SeqCounters:
                 if state is None:  # fewer than a block left: take them one at a time
                     count = 1
                     state = self._apply_checked(op, count)
+                first = state[0] - count
+                with self._shared_cond:
+                    # Still in flight: a close() waiting for us then sees this block
+                    # and gives its unused numbers back.
+                    self._block_next, self._block_end = first + 1, state[0]
             finally:
                 self._leave_shared()
             self._next_out, self._next_in, self._created = state
-            first = state[0] - count
-            with self._shared_cond:
-                self._block_next, self._block_end = first + 1, state[0]
             return first
 
     def _close_shared(self) -> None:

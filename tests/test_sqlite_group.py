@@ -308,3 +308,21 @@ async def test_the_async_twin_reserves_too(db: str) -> None:
     assert last_out(db) == 5
     await store.aclose()
     assert last_out(db) == 2
+
+
+def test_close_during_a_reserving_call_gives_back_the_new_block(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteSeqStore(db, SESSION, reserve=10)
+    held = HeldCommit(monkeypatch)
+    result: list[object] = []
+    caller = threading.Thread(target=lambda: result.append(store.next_out()))
+    caller.start()
+    assert held.entered.wait(timeout=60)  # the block's commit is in flight
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    held.release.set()
+    caller.join(timeout=60)
+    closer.join(timeout=60)
+    assert result == [1]
+    assert last_out(db) == 1  # close saw the block the call installed, and gave back 2..10
