@@ -326,3 +326,23 @@ def test_close_during_a_reserving_call_gives_back_the_new_block(
     closer.join(timeout=60)
     assert result == [1]
     assert last_out(db) == 1  # close saw the block the call installed, and gave back 2..10
+
+
+@pytest.mark.anyio
+async def test_async_tasks_join_the_same_groups(db: str) -> None:
+    import anyio
+
+    stores = [await AsyncSqliteSeqStore.open(db, f"S{i}") for i in range(16)]
+    commits = count_commits(stores[0].as_sync())
+    got: dict[int, list[int]] = {}
+
+    async def work(index: int) -> None:
+        got[index] = [await stores[index].next_out() for _ in range(20)]
+
+    async with anyio.create_task_group() as tg:
+        for index in range(16):
+            tg.start_soon(work, index)
+    assert got == {i: list(range(1, 21)) for i in range(16)}
+    assert len(commits) < 320  # the worker threads' calls met in groups
+    for store in stores:
+        await store.aclose()
