@@ -45,7 +45,7 @@ S = TypeVar("S", bound=SeqStore)
 A = TypeVar("A", bound=AdminSeqStore)
 
 _ADMIN_METHODS = ("set_next_out", "set_next_in", "snapshot", "creation_time", "close")
-# The core's public methods the shell replaces by their parts (_submit here,
+# The core's public methods the shell replaces by their parts (_begin here,
 # _wait_durable in a worker thread) or calls on the loop's thread; a store that
 # overrides any of them gets the plain offload, so its own code always runs.
 _DIRECT_METHODS = (
@@ -148,7 +148,7 @@ class AsyncShell(Generic[S]):
         return offload(func, *args)
 
     async def _durably(self, core: SeqCounters, op: str, seq_num: int) -> int:
-        seq_num, ticket = core._submit(op, seq_num)
+        seq_num, ticket = core._begin(op, seq_num)
         if ticket > core._durable_changes:
             await _until_durable(core, self._flights, ticket)
         return seq_num

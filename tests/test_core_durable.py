@@ -41,9 +41,9 @@ class RecordingStore(SeqCounters):
             self._changed.notify_all()
         return super()._lead(ticket)
 
-    def _submit(self, op: str, seq_num: int) -> tuple[int, int]:
+    def _begin(self, op: str, seq_num: int) -> tuple[int, int]:
         # The async twins' way in: the change is applied, nothing written yet.
-        result = super()._submit(op, seq_num)
+        result = super()._begin(op, seq_num)
         with self._changed:
             self._changed.notify_all()
         return result

@@ -3,7 +3,7 @@
 Syncs are counted by wrapping ``os.fdatasync`` (the store looks it up at call
 time). The first sync can be held until a given number of changes has been
 applied in memory, so a group forms deterministically, without timers: the
-store's own hooks (``_lead`` for threads, ``_submit`` for tasks) tell the gate
+store's own hooks (``_lead`` for threads, ``_begin`` for tasks) tell the gate
 each time a change arrives. Threads and asyncio/trio tasks are tested alike,
 including a failed sync (every caller of the group gets StoreIOError and the
 store stops) and cancelled tasks (the flush machinery is never left stuck).
@@ -59,7 +59,7 @@ class SyncGate:
         monkeypatch.setattr(os, "fdatasync", self.fdatasync)
         # The store's hooks run (under its counter lock) for every change that
         # needs a write; notifying here lets the held sync see the changes arrive.
-        lead, submit = store._lead, store._submit
+        lead, submit = store._lead, store._begin
 
         def leading(ticket: int) -> bool:
             self.notify()
@@ -71,7 +71,7 @@ class SyncGate:
             return result
 
         monkeypatch.setattr(store, "_lead", leading)
-        monkeypatch.setattr(store, "_submit", submitting)
+        monkeypatch.setattr(store, "_begin", submitting)
 
     def notify(self) -> None:
         with self.changed:
@@ -254,7 +254,7 @@ async def test_cancelled_tasks_never_cut_a_write_short_nor_leave_the_flush_stuck
     done: dict[str, int] = {}
     scopes: dict[str, anyio.CancelScope] = {}
     all_queued = anyio.Event()
-    submit = store._submit
+    submit = store._begin
 
     def submitting(op: str, seq_num: int) -> tuple[int, int]:
         result = submit(op, seq_num)  # on the loop's thread: an anyio Event may be set
@@ -262,7 +262,7 @@ async def test_cancelled_tasks_never_cut_a_write_short_nor_leave_the_flush_stuck
             all_queued.set()
         return result
 
-    monkeypatch.setattr(store, "_submit", submitting)
+    monkeypatch.setattr(store, "_begin", submitting)
 
     async def take(name: str) -> None:
         with anyio.CancelScope() as scope:
