@@ -1,10 +1,10 @@
 """The one counter core: both counters behind one lock, validation, closed state.
 
-Every store is a :class:`SeqCounters`. The memory store is the core as it is;
-a durable store overrides two hooks, :meth:`SeqCounters._persist` (make a new
+Every store is a [`SeqCounters`][fixseq.SeqCounters]. The memory store is the core as it is;
+a durable store overrides two hooks, `SeqCounters._persist` (make a new
 state durable, called with the lock held *before* the change becomes visible,
 so a caller never has a number whose advance is not durable) and
-:meth:`SeqCounters._release` (give back the file or connection on close). No
+`SeqCounters._release` (give back the file or connection on close). No
 store re-implements the arithmetic, the validation, the exhaustion limit or
 the closed and failed states: they live here, once.
 """
@@ -72,7 +72,7 @@ class SeqCounters:
     """A session's two sequence counters, guarded by one ``threading.Lock``.
 
     This is the core every store is built on. Used on its own (or as
-    :class:`~fixseq.MemorySeqStore`) it keeps the counters in memory only.
+    [`MemorySeqStore`][fixseq.MemorySeqStore]) it keeps the counters in memory only.
 
     Args:
         next_out: The first MsgSeqNum to hand out, in ``1..MAX_SEQ_NUM``.
@@ -85,14 +85,14 @@ class SeqCounters:
         ValueError: ``created_at`` is naive.
 
     Every method is safe to call from any number of threads. After
-    :meth:`close`, every method but ``close`` raises
-    :class:`~fixseq.StoreClosedError`.
+    [`close`][fixseq.SeqCounters.close], every method but ``close`` raises
+    [`StoreClosedError`][fixseq.StoreClosedError].
     """
 
-    #: True for a store whose :meth:`_persist` makes each change durable.
+    #: True for a store whose `_persist` makes each change durable.
     _durable: ClassVar[bool] = False
     #: True for a store whose backend holds the truth and applies each change
-    #: itself (:meth:`_apply`), because other processes share it.
+    #: itself (`_apply`), because other processes share it.
     _shared: ClassVar[bool] = False
 
     def __init__(
@@ -123,7 +123,7 @@ class SeqCounters:
 
         A durable store overrides this and sets ``_durable = True``. Raising
         anything fail-stops the store: the change is not applied and every
-        later call raises :class:`~fixseq.StoreIOError` until it is reopened.
+        later call raises [`StoreIOError`][fixseq.StoreIOError] until it is reopened.
         """
 
     def _release(self) -> None:
@@ -354,14 +354,14 @@ class SeqCounters:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called (on this store or its twin)."""
+        """True once [`close`][fixseq.SeqCounters.close] was called (on this store or its twin)."""
         return self._closed
 
     def close(self) -> None:
         """Close the store and release what it holds; a second call does nothing.
 
         A store that fail-stopped after an I/O error can still be closed. After
-        close every other method raises :class:`~fixseq.StoreClosedError`.
+        close every other method raises [`StoreClosedError`][fixseq.StoreClosedError].
         """
         with self._lock:
             if self._closed:

@@ -1,10 +1,10 @@
 """Async shells over blocking stores: one anyio offload per call.
 
 A store whose calls block on I/O is written once, sync; its async twin is an
-:class:`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
+`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
 coroutine runs the wrapped method in a worker thread through
 ``anyio.to_thread.run_sync``, so the event loop never blocks and asyncio and
-trio both work. :func:`to_async` gives a third party's sync store the same
+trio both work. [`to_async`][fixseq.to_async] gives a third party's sync store the same
 shell.
 """
 
@@ -43,7 +43,7 @@ async def offload(func: Callable[..., T], *args: object) -> T:
 
 
 class AsyncShell(Generic[S]):
-    """The five :class:`~fixseq.AsyncSeqStore` methods over a blocking store.
+    """The five [`AsyncSeqStore`][fixseq.AsyncSeqStore] methods over a blocking store.
 
     Each coroutine runs the wrapped store's method in a worker thread.
     """
@@ -84,7 +84,7 @@ class AsyncShell(Generic[S]):
 
 
 class AsyncAdminShell(AsyncShell[A]):
-    """An :class:`AsyncShell` with the admin methods and async context management.
+    """An `AsyncShell` with the admin methods and async context management.
 
     It shares the wrapped store's counters and closed state: closing either
     closes both. ``as_sync()`` returns the wrapped store.
@@ -150,12 +150,12 @@ def to_async(store: SeqStore) -> AsyncSeqStore:
     Each call runs the store's method in a worker thread through anyio, so it
     works under asyncio and trio. A store that also has ``set_next_out``,
     ``set_next_in``, ``snapshot``, ``creation_time`` and ``close`` gets an
-    :class:`~fixseq.AsyncAdminSeqStore` (with ``aclose`` and ``async with``);
+    [`AsyncAdminSeqStore`][fixseq.AsyncAdminSeqStore] (with ``aclose`` and ``async with``);
     one with only the five protocol methods gets an
-    :class:`~fixseq.AsyncSeqStore` with exactly those five.
+    [`AsyncSeqStore`][fixseq.AsyncSeqStore] with exactly those five.
 
     Raises:
-        TypeError: ``store`` lacks one of the five :class:`~fixseq.SeqStore` methods.
+        TypeError: ``store`` lacks one of the five [`SeqStore`][fixseq.SeqStore] methods.
     """
     missing = [
         name
