@@ -68,6 +68,7 @@ class Bench:
     seconds: float
     machine: dict[str, Any]
     rows: list[Row]
+    rounds: int | None = None  # interleaved rounds per store, when the run says
 
 
 def _number(value: object, where: str) -> float:
@@ -121,7 +122,17 @@ def parse(document: object) -> Bench:
                 ratio=_number(item["ratio"], f"{where}.ratio"),
             )
         )
-    return Bench(_number(document["seconds"], "seconds"), machine, rows)
+    rounds = document.get("rounds")
+    if rounds is not None and (
+        isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1
+    ):
+        raise ValueError("'rounds' must be a positive integer")
+    return Bench(_number(document["seconds"], "seconds"), machine, rows, rounds)
+
+
+def _run_line(bench: Bench) -> str:
+    rounds = f" in {bench.rounds} interleaved rounds" if bench.rounds else ""
+    return f"Measured on: {describe_machine(bench.machine)}; {bench.seconds:g} s per store{rounds}."
 
 
 def _rate(value: float) -> str:
@@ -218,8 +229,16 @@ def draw(bench: Bench, out: Path) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.legend(loc="lower right", fontsize=8.5, frameon=False)
-    footer = f"Measured on: {describe_machine(bench.machine)}; {bench.seconds:g} s per store."
-    fig.text(0.01, 0.01, footer, fontsize=7.5, color="#555555", ha="left", va="bottom", wrap=True)
+    fig.text(
+        0.01,
+        0.01,
+        _run_line(bench),
+        fontsize=7.5,
+        color="#555555",
+        ha="left",
+        va="bottom",
+        wrap=True,
+    )
     fig.tight_layout(rect=(0, 0.06 if len(rows) > 2 else 0.1, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, metadata={"Date": None, "Creator": "benchmarks/chart.py"})
@@ -227,17 +246,21 @@ def draw(bench: Bench, out: Path) -> None:
 
 
 def table(bench: Bench) -> str:
-    """The figures as a Markdown table, with the machine under it."""
+    """The figures as a Markdown table, with the machine under it.
+
+    Stores are named by the same short label as on the chart; the full URLs of the run (scratch
+    paths, a redacted password) are in the JSON.
+    """
     lines = [
-        "| store URL | next_out ops/s | raw floor | floor ops/s | store / floor |",
+        "| store | next_out ops/s | raw floor | floor ops/s | store / floor |",
         "|---|---:|---|---:|---:|",
     ]
     for r in bench.rows:
         lines.append(
-            f"| `{r.url}` | {r.ops_per_s:,.0f} | {r.floor} | {r.floor_ops_per_s:,.0f} | {r.ratio:.2f} |"
+            f"| {r.label} | {r.ops_per_s:,.0f} | {r.floor} | {r.floor_ops_per_s:,.0f} | {r.ratio:.2f} |"
         )
     lines.append("")
-    lines.append(f"Measured on: {describe_machine(bench.machine)}; {bench.seconds:g} s per store.")
+    lines.append(_run_line(bench))
     return "\n".join(lines) + "\n"
 
 
