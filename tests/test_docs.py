@@ -7,9 +7,11 @@ whose ``assert`` fails is a broken page.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +49,40 @@ def test_example_runs(
     monkeypatch.chdir(tmp_path)
     code = compile(source, f"<docs/{name}>", "exec")
     exec(code, {"__name__": f"docs_example_{name}"})
+
+
+def _roles_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "griffe_roles", REPO_ROOT / "scripts" / "griffe_roles.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_roles_become_optional_links() -> None:
+    convert = _roles_module().convert
+    known = {
+        "SeqStoreError": "fixseq.errors.SeqStoreError",
+        "SeqCounters.close": "fixseq._core.SeqCounters.close",
+    }
+    text = (
+        "Raises :class:`~fixseq.StoreIOError` or :exc:`SeqStoreError`; see "
+        ":meth:`SeqCounters.close` and :func:`helper`.\n"
+        "The layout::\n\n    magic  8 bytes\n"
+    )
+
+    def resolve(name: str) -> str | None:
+        return name if name.startswith("fixseq.") else known.get(name)
+
+    assert convert(text, resolve) == (
+        'Raises <autoref identifier="fixseq.StoreIOError" optional>`StoreIOError`</autoref> or '
+        '<autoref identifier="fixseq.errors.SeqStoreError" optional>`SeqStoreError`</autoref>; '
+        'see <autoref identifier="fixseq._core.SeqCounters.close" optional>'
+        "`SeqCounters.close`</autoref> and `helper`.\n"
+        "The layout:\n\n    magic  8 bytes\n"
+    )
+    # Markdown cross-references are left alone; only the literal-block marker changes.
+    plain = "Return [`SeqState`][fixseq.SeqState]: both counters.\n\nExample::"
+    assert convert(plain, resolve) == plain[:-1]
