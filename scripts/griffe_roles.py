@@ -14,10 +14,12 @@ mkdocs.yml loads it with ``extensions: [scripts/griffe_roles.py]`` in the python
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import griffe
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|mod|attr|exc|data|obj|const):`(?P<target>[^`]+)`")
 _LITERAL_MARK = re.compile(r"(?m)(?<=\S)::$")
