@@ -297,6 +297,9 @@ class SeqCounters:
         Two concurrent callers never get the same number. A durable store
         returns the number only after the advance past it is durable.
 
+        Returns:
+            The MsgSeqNum to stamp on the message, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             SeqNumExhaustedError: The number would exceed ``MAX_SEQ_NUM``.
             StoreClosedError: The store is closed.
@@ -318,6 +321,9 @@ class SeqCounters:
 
         After ``MAX_SEQ_NUM`` was handed out this is ``MAX_SEQ_NUM + 1``.
 
+        Returns:
+            The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+
         Raises:
             StoreClosedError: The store is closed.
         """
@@ -330,6 +336,10 @@ class SeqCounters:
         The next expected inbound becomes ``max(current_in(), seq_num + 1)``;
         it never goes down, and a number below the mark changes nothing
         (and writes nothing).
+
+        Args:
+            seq_num: The MsgSeqNum of an inbound message the application has
+                taken, in ``1..MAX_SEQ_NUM``.
 
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
@@ -345,6 +355,9 @@ class SeqCounters:
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
+
+        Returns:
+            The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
 
         Raises:
             StoreClosedError: The store is closed.
@@ -374,6 +387,9 @@ class SeqCounters:
         An operator's override for manual recovery (QuickFIX's
         ``setNextSenderMsgSeqNum``). The creation time is left alone.
 
+        Args:
+            seq_num: The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
             InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
@@ -392,6 +408,9 @@ class SeqCounters:
         An operator's override (QuickFIX's ``setNextTargetMsgSeqNum``). The
         creation time is left alone.
 
+        Args:
+            seq_num: The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
             InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
@@ -407,6 +426,10 @@ class SeqCounters:
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
 
+        Returns:
+            ``SeqState(next_out, next_in)``, as [`peek_out`][fixseq.SeqCounters.peek_out]
+            and [`current_in`][fixseq.SeqCounters.current_in] would return them.
+
         Raises:
             StoreClosedError: The store is closed.
         """
@@ -420,6 +443,9 @@ class SeqCounters:
         ``reset()`` sets it to now in the same atomic step as the counters;
         ``set_next_out``/``set_next_in`` leave it alone. Engines compare it with
         the start of today's trading session to decide a scheduled reset.
+
+        Returns:
+            A timezone-aware ``datetime`` in UTC.
 
         Raises:
             StoreClosedError: The store is closed.

@@ -56,11 +56,18 @@ class SeqStore(Protocol):
 
         Two concurrent callers never get the same number. A durable store
         returns only once the advance is durable.
+
+        Returns:
+            The MsgSeqNum to stamp on the message, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def peek_out(self) -> int:
-        """Return the number ``next_out()`` would return, without advancing."""
+        """Return the number ``next_out()`` would return, without advancing.
+
+        Returns:
+            The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+        """
         ...
 
     def observed_in(self, seq_num: int) -> None:
@@ -68,11 +75,19 @@ class SeqStore(Protocol):
 
         The next expected inbound becomes ``max(current_in(), seq_num + 1)``:
         it never goes down.
+
+        Args:
+            seq_num: The MsgSeqNum of an inbound message the application has
+                taken, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def current_in(self) -> int:
-        """Return the next expected inbound MsgSeqNum."""
+        """Return the next expected inbound MsgSeqNum.
+
+        Returns:
+            The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+        """
         ...
 
     def reset(self) -> None:
@@ -118,21 +133,42 @@ class AdminSeqStore(SeqStore, Protocol):
     def set_next_out(self, seq_num: int) -> None:
         """Make ``seq_num`` the next outbound number, in either direction.
 
-        An operator's override (QuickFIX's ``setNextSenderMsgSeqNum``);
-        ``seq_num`` must be in ``1..MAX_SEQ_NUM``. The creation time is left alone.
+        An operator's override (QuickFIX's ``setNextSenderMsgSeqNum``).
+        The creation time is left alone.
+
+        Args:
+            seq_num: The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def set_next_in(self, seq_num: int) -> None:
-        """Make ``seq_num`` the next expected inbound number, in either direction."""
+        """Make ``seq_num`` the next expected inbound number, in either direction.
+
+        An operator's override (QuickFIX's ``setNextTargetMsgSeqNum``). The
+        creation time is left alone.
+
+        Args:
+            seq_num: The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+        """
         ...
 
     def snapshot(self) -> SeqState:
-        """Return both counters, read together atomically."""
+        """Return both counters, read together atomically.
+
+        Returns:
+            ``SeqState(next_out, next_in)``.
+        """
         ...
 
     def creation_time(self) -> datetime.datetime:
-        """Return when these counters were created or last reset (aware, UTC)."""
+        """Return when these counters were created or last reset.
+
+        ``reset()`` sets it in the same atomic step as the counters;
+        ``set_next_out``/``set_next_in`` leave it alone.
+
+        Returns:
+            A timezone-aware ``datetime`` in UTC.
+        """
         ...
 
     def close(self) -> None:

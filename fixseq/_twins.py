@@ -45,7 +45,8 @@ async def offload(func: Callable[..., T], *args: object) -> T:
 class AsyncShell(Generic[S]):
     """The five [`AsyncSeqStore`][fixseq.AsyncSeqStore] methods over a blocking store.
 
-    Each coroutine runs the wrapped store's method in a worker thread.
+    Each coroutine runs the wrapped store's method in a worker thread (the memory
+    twin, whose lock is held for nanoseconds, runs it on the event loop's thread).
     """
 
     def __init__(self, wrapped: S) -> None:
@@ -60,23 +61,23 @@ class AsyncShell(Generic[S]):
         return offload(func, *args)
 
     async def next_out(self) -> int:
-        """As the wrapped store's ``next_out()``, in a worker thread."""
+        """As the wrapped store's ``next_out()``."""
         return await self._run(self._wrapped.next_out)
 
     async def peek_out(self) -> int:
-        """As the wrapped store's ``peek_out()``, in a worker thread."""
+        """As the wrapped store's ``peek_out()``."""
         return await self._run(self._wrapped.peek_out)
 
     async def observed_in(self, seq_num: int) -> None:
-        """As the wrapped store's ``observed_in(seq_num)``, in a worker thread."""
+        """As the wrapped store's ``observed_in(seq_num)``."""
         await self._run(self._wrapped.observed_in, seq_num)
 
     async def current_in(self) -> int:
-        """As the wrapped store's ``current_in()``, in a worker thread."""
+        """As the wrapped store's ``current_in()``."""
         return await self._run(self._wrapped.current_in)
 
     async def reset(self) -> None:
-        """As the wrapped store's ``reset()``, in a worker thread."""
+        """As the wrapped store's ``reset()``."""
         await self._run(self._wrapped.reset)
 
     def __repr__(self) -> str:
