@@ -1,10 +1,10 @@
 """Async shells over blocking stores: no blocking call ever runs on the event loop.
 
 A store whose calls block on I/O is written once, sync; its async twin is an
-:class:`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
+`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
 coroutine runs the wrapped method in a worker thread through
 ``anyio.to_thread.run_sync``, so the event loop never blocks and asyncio and
-trio both work. :func:`to_async` gives a third party's sync store the same
+trio both work. [`to_async`][fixseq.to_async] gives a third party's sync store the same
 shell.
 
 Over a single-writer durable core (the file store) the shell does better, once
@@ -12,7 +12,7 @@ for every such store: the change itself is applied on the event loop's thread
 (the core's lock is held for nanoseconds and its ``_change`` does no I/O), and
 only the wait for durability leaves the loop. Those waits are coalesced per
 store and event loop: one worker thread writes and syncs the newest state while
-the tasks whose changes arrive meanwhile wait on an :class:`anyio.Event`, and
+the tasks whose changes arrive meanwhile wait on an ``anyio.Event``, and
 the next write covers them all. So 64 tasks share syncs as 64 threads would,
 at the cost of one thread hop per write, not per call. Stores whose backend
 does the I/O of each change itself (``_shared``: SQLite, PostgreSQL) keep one
@@ -106,7 +106,7 @@ async def _until_durable(core: SeqCounters, flights: _Flights, ticket: int) -> N
     cancelled flusher's thread finishes its write first (anyio never abandons
     it), and its ``finally`` wakes the others, so nothing is left stuck. A
     failed write raises in the flusher, and every waiter it wakes finds the
-    store stopped and raises :class:`~fixseq.StoreIOError` too.
+    store stopped and raises [`StoreIOError`][fixseq.StoreIOError] too.
     """
     key = threading.get_ident()
     while ticket > core._durable_changes:
@@ -127,11 +127,13 @@ async def _until_durable(core: SeqCounters, flights: _Flights, ticket: int) -> N
 
 
 class AsyncShell(Generic[S]):
-    """The five :class:`~fixseq.AsyncSeqStore` methods over a blocking store.
+    """The five [`AsyncSeqStore`][fixseq.AsyncSeqStore] methods over a blocking store.
 
-    Each coroutine runs the wrapped store's method in a worker thread; over a
-    single-writer durable core, the change is applied at once and only the
-    (shared) durable write runs in a worker thread.
+    Each coroutine runs the wrapped store's method in a worker thread. Over a
+    single-writer durable core, the change is applied on the event loop's
+    thread and only the (shared) durable write runs in a worker thread; the
+    memory twin, whose lock is held for nanoseconds, runs every method on the
+    event loop's thread.
     """
 
     def __init__(self, wrapped: S) -> None:
@@ -154,7 +156,7 @@ class AsyncShell(Generic[S]):
         return seq_num
 
     async def next_out(self) -> int:
-        """As the wrapped store's ``next_out()``; its I/O runs in a worker thread."""
+        """As the wrapped store's ``next_out()``; any I/O runs in a worker thread."""
         core = self._core
         if core is None:
             return await self._run(self._wrapped.next_out)
@@ -167,7 +169,7 @@ class AsyncShell(Generic[S]):
         return await self._run(self._wrapped.peek_out)
 
     async def observed_in(self, seq_num: int) -> None:
-        """As the wrapped store's ``observed_in(seq_num)``; its I/O runs in a worker thread."""
+        """As the wrapped store's ``observed_in(seq_num)``; any I/O runs in a worker thread."""
         core = self._core
         if core is None:
             await self._run(self._wrapped.observed_in, seq_num)
@@ -181,7 +183,7 @@ class AsyncShell(Generic[S]):
         return await self._run(self._wrapped.current_in)
 
     async def reset(self) -> None:
-        """As the wrapped store's ``reset()``; its I/O runs in a worker thread."""
+        """As the wrapped store's ``reset()``; any I/O runs in a worker thread."""
         core = self._core
         if core is None:
             await self._run(self._wrapped.reset)
@@ -193,7 +195,7 @@ class AsyncShell(Generic[S]):
 
 
 class AsyncAdminShell(AsyncShell[A]):
-    """An :class:`AsyncShell` with the admin methods and async context management.
+    """An `AsyncShell` with the admin methods and async context management.
 
     It shares the wrapped store's counters and closed state: closing either
     closes both. ``as_sync()`` returns the wrapped store.
@@ -271,12 +273,12 @@ def to_async(store: SeqStore) -> AsyncSeqStore:
     Each call runs the store's method in a worker thread through anyio, so it
     works under asyncio and trio. A store that also has ``set_next_out``,
     ``set_next_in``, ``snapshot``, ``creation_time`` and ``close`` gets an
-    :class:`~fixseq.AsyncAdminSeqStore` (with ``aclose`` and ``async with``);
+    [`AsyncAdminSeqStore`][fixseq.AsyncAdminSeqStore] (with ``aclose`` and ``async with``);
     one with only the five protocol methods gets an
-    :class:`~fixseq.AsyncSeqStore` with exactly those five.
+    [`AsyncSeqStore`][fixseq.AsyncSeqStore] with exactly those five.
 
     Raises:
-        TypeError: ``store`` lacks one of the five :class:`~fixseq.SeqStore` methods.
+        TypeError: ``store`` lacks one of the five [`SeqStore`][fixseq.SeqStore] methods.
     """
     missing = [
         name
