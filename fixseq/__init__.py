@@ -17,6 +17,8 @@ from ._protocols import AsyncSeqStore as AsyncSeqStore
 from ._protocols import SeqState as SeqState
 from ._protocols import SeqStore as SeqStore
 from ._twins import to_async as to_async
+from ._urls import open_async_store as open_async_store
+from ._urls import open_store as open_store
 from ._version import __version__ as __version__
 from .errors import CorruptStoreError as CorruptStoreError
 from .errors import InvalidSeqNumError as InvalidSeqNumError
@@ -44,5 +46,7 @@ __all__ = [
     "StoreIOError",
     "StoreLockedError",
     "__version__",
+    "open_async_store",
+    "open_store",
     "to_async",
 ]
