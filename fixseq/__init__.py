@@ -8,6 +8,8 @@ silently starts again at 1.
 """
 
 from ._core import SeqCounters as SeqCounters
+from ._file import AsyncFileSeqStore as AsyncFileSeqStore
+from ._file import FileSeqStore as FileSeqStore
 from ._memory import AsyncMemorySeqStore as AsyncMemorySeqStore
 from ._memory import MemorySeqStore as MemorySeqStore
 from ._protocols import MAX_SEQ_NUM as MAX_SEQ_NUM
@@ -32,9 +34,11 @@ __all__ = [
     "MAX_SEQ_NUM",
     "AdminSeqStore",
     "AsyncAdminSeqStore",
+    "AsyncFileSeqStore",
     "AsyncMemorySeqStore",
     "AsyncSeqStore",
     "CorruptStoreError",
+    "FileSeqStore",
     "InvalidSeqNumError",
     "MemorySeqStore",
     "SeqCounters",
