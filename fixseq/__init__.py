@@ -18,6 +18,9 @@ from ._protocols import AsyncAdminSeqStore as AsyncAdminSeqStore
 from ._protocols import AsyncSeqStore as AsyncSeqStore
 from ._protocols import SeqState as SeqState
 from ._protocols import SeqStore as SeqStore
+from ._sqlite import AsyncSqliteSeqStore as AsyncSqliteSeqStore
+from ._sqlite import SqliteSeqStore as SqliteSeqStore
+from ._sqlite import list_sessions as list_sessions
 from ._twins import to_async as to_async
 from ._urls import open_async_store as open_async_store
 from ._urls import open_store as open_store
@@ -37,6 +40,7 @@ __all__ = [
     "AsyncFileSeqStore",
     "AsyncMemorySeqStore",
     "AsyncSeqStore",
+    "AsyncSqliteSeqStore",
     "CorruptStoreError",
     "FileSeqStore",
     "InvalidSeqNumError",
@@ -46,10 +50,12 @@ __all__ = [
     "SeqState",
     "SeqStore",
     "SeqStoreError",
+    "SqliteSeqStore",
     "StoreClosedError",
     "StoreIOError",
     "StoreLockedError",
     "__version__",
+    "list_sessions",
     "open_async_store",
     "open_store",
     "to_async",

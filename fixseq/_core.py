@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["SeqCounters", "check_seq_num", "utc_now"]
+__all__ = ["SeqCounters", "check_seq_num", "check_session_name", "utc_now"]
 
 _UTC = datetime.timezone.utc
 
@@ -51,6 +51,33 @@ def check_seq_num(value: object, name: str = "seq_num", *, limit: int = MAX_SEQ_
         value = int(value)
     if not 1 <= value <= limit:
         raise InvalidSeqNumError(f"{name} must be in 1..{limit}, got {value}")
+    return value
+
+
+def check_session_name(value: object, name: str = "session") -> str:
+    """Return ``value`` as a plain ``str`` if it can name a session in any store.
+
+    Any non-empty unicode text is a session name, of any length: a FIX session
+    id such as ``"FIX.4.4:BANK->BROKER"``, quotes, emoji. Stores keep it exactly
+    (no case folding, no normalization) and reach SQL with it only as a bound
+    parameter.
+
+    Raises:
+        TypeError: ``value`` is not a ``str``.
+        ValueError: ``value`` is empty, contains NUL (which SQL text and C
+            strings truncate at) or a lone surrogate (which has no UTF-8 form).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    value = str.__str__(value)  # a str subclass could compare or hash differently
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL (\\x00)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid unicode text (a lone surrogate)") from None
     return value
 
 
