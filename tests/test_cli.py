@@ -1,10 +1,11 @@
-"""The ``fixseq`` command, driven as a subprocess (``python -m fixseq``) the way operators run it."""
+"""The ``fixseq`` command, driven as a subprocess (``python -m fixseq``) as operators run it."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,10 +13,9 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from url_support import pg_url
 
 from fixseq import MAX_SEQ_NUM, FileSeqStore, SqliteSeqStore, list_sessions
-
-from ._pg import pg_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,11 +48,15 @@ class Run:
         assert "Traceback" not in proc.stderr, proc.stderr
         if code is not None:
             assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-        if proc.returncode not in (0, None) and code != 0:
-            # A failure is one line on stderr, prefixed, and nothing else.
+        if proc.returncode != 0:
+            # A failure ends with one line naming it (a usage error shows the usage first,
+            # as argparse does), and prints nothing on stdout.
             lines = proc.stderr.strip().splitlines()
             assert lines, "a failure must say why"
-            assert lines[-1].startswith("fixseq: error: "), proc.stderr
+            assert re.match(r"fixseq( [a-z]+)?: error: \S", lines[-1]), proc.stderr
+            if proc.returncode == 1:  # one line (after reset's question, if it asked one)
+                assert len(lines) == 1 or (len(lines) == 2 and "[y/N]" in lines[0]), proc.stderr
+            assert proc.stdout == "", proc.stdout
         return proc
 
     def json(self, *args: str, **kwargs: object) -> dict[str, object]:
@@ -391,6 +395,40 @@ def test_bench_named_urls_and_table(fixseq_cmd: Run, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("scratch.db")) == [
         "s.seq"
     ]
+
+
+def test_bench_progress_on_a_terminal(child_env: dict[str, str], tmp_path: Path) -> None:
+    # stderr is a pseudo-terminal: bench shows what it measures there, and stdout stays clean.
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fixseq", "bench", "memory:", "--seconds", "0.1", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            cwd=tmp_path,
+            env=child_env,
+            timeout=120,
+            check=True,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"measuring memory: beside lock-guarded increment: round 5/5" in seen
+    assert json.loads(proc.stdout)["results"][0]["url"] == "memory:"
 
 
 def test_bench_refuses_a_held_store(fixseq_cmd: Run, held_file: Path) -> None:
