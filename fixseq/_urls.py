@@ -32,6 +32,7 @@ from ._file import FileSeqStore, read_file_state
 from ._memory import MemorySeqStore
 from ._protocols import AdminSeqStore, AsyncAdminSeqStore
 from ._sqlite import SqliteSeqStore, list_sessions
+from .errors import SeqStoreError
 
 if TYPE_CHECKING:
     import datetime
@@ -459,6 +460,13 @@ def read_sessions(spec: StoreURL) -> list[SessionInfo]:
     if spec.kind == "file":
         assert spec.path is not None
         found = read_file_state(spec.path)
+        if spec.session is not None and found.session != spec.session:
+            # As opening the store would: a URL naming another session is a mistake.
+            held = "no session name" if found.session is None else repr(found.session)
+            raise SeqStoreError(
+                f"{spec.path} holds {held}, not session {spec.session!r}: two sessions must "
+                "never share one file"
+            )
         return [SessionInfo(found.session, *found.state, found.created)]
     names = [spec.session] if spec.session is not None else list_url_sessions(spec)
     infos = []

@@ -193,6 +193,12 @@ def _open_writer(url: str, spec: StoreURL) -> AdminSeqStore:
         ) from exc
 
 
+def _session_of(store: AdminSeqStore, spec: StoreURL) -> str | None:
+    """The session name as the store holds it (a file store's own name), as show reports it."""
+    name = getattr(store, "session", None)
+    return name if isinstance(name, str) else spec.session
+
+
 def _check_value(name: str, value: int | None) -> None:
     if value is not None and not 1 <= value <= MAX_SEQ_NUM:
         raise StoreFailure(f"invalid value: {name} must be in 1..{MAX_SEQ_NUM}, got {value}")
@@ -251,7 +257,7 @@ def cmd_set(args: argparse.Namespace) -> int:
         if args.next_in is not None:
             store.set_next_in(args.next_in)
         after = store.snapshot()
-        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+        info = SessionInfo(_session_of(store, spec), *after, store.creation_time())
     if args.json:
         _emit_json(_state_json(url, info))
         return 0
@@ -293,7 +299,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         before = store.snapshot()
         store.reset()
         after = store.snapshot()
-        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+        info = SessionInfo(_session_of(store, spec), *after, store.creation_time())
     if args.json:
         _emit_json(_state_json(url, info))
         return 0
@@ -744,11 +750,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    engine = sub.add_parser("_demo-engine")  # the child cmd_demo starts; not for people
+    # The child process cmd_demo starts; without help= argparse leaves it out of the listing.
+    engine = sub.add_parser("_demo-engine")
     engine.add_argument("url")
     engine.set_defaults(func=cmd_demo_engine)
-    # Hide the child command from the help listing.
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_demo-engine"]
     return parser
 
 

@@ -199,6 +199,22 @@ def test_file_held_by_another_process(fixseq_cmd: Run, held_file: Path) -> None:
     assert (shown["next_out"], shown["next_in"]) == (42, 9)
 
 
+def test_file_session_name(fixseq_cmd: Run, tmp_path: Path) -> None:
+    url = f"file:{tmp_path}/a.seq?session=FIX.4.4:A->B"
+    made = fixseq_cmd.json("set", url, "--next-out", "3")
+    assert made["session"] == "FIX.4.4:A->B"
+    # Without session= in the URL, show and set report the name the file holds.
+    assert fixseq_cmd.json("show", f"file:{tmp_path}/a.seq")["session"] == "FIX.4.4:A->B"
+    assert fixseq_cmd.json("set", f"file:{tmp_path}/a.seq", "--next-in", "4")["session"] == (
+        "FIX.4.4:A->B"
+    )
+    # A URL naming another session is refused by show as by set: never two sessions in one file.
+    for args in (("show",), ("set", "--next-out", "9")):
+        proc = fixseq_cmd(args[0], f"file:{tmp_path}/a.seq?session=other", *args[1:], code=1)
+        assert "'other'" in proc.stderr and "FIX.4.4:A->B" in proc.stderr
+    assert fixseq_cmd.json("show", url)["next_out"] == 3
+
+
 def test_file_corrupt(fixseq_cmd: Run, tmp_path: Path) -> None:
     path = tmp_path / "bad.seq"
     path.write_bytes(b"this is not a fixseq file at all" * 4)
@@ -437,6 +453,33 @@ def test_bench_refuses_a_held_store(fixseq_cmd: Run, held_file: Path) -> None:
 
 
 # -- PostgreSQL (FIXSEQ_PG_DSN; required under CI=true) ---------------------------------------
+
+
+def test_postgres_without_the_extra(child_env: dict[str, str], tmp_path: Path) -> None:
+    # As on a machine without fixseq[postgres]: psycopg cannot be imported.
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from fixseq.cli import main; "
+        "sys.exit(main(['show', 'postgresql://fix:s3cret@127.0.0.1/db?session=S']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env, cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("fixseq: error: ") and len(proc.stderr.splitlines()) == 1
+    assert "pip install 'fixseq[postgres]'" in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_postgres_unreachable(fixseq_cmd: Run) -> None:
+    pytest.importorskip("psycopg")
+    # Nothing listens on port 1 of the loopback: refused at once, a store error.
+    url = "postgresql://fix:s3cret@127.0.0.1:1/db?session=S&connect_timeout=5"
+    for args in (("show", url), ("set", url, "--next-out", "2"), ("sessions", url)):
+        proc = fixseq_cmd(*args, code=1)
+        assert "s3cret" not in proc.stderr
+    proc = fixseq_cmd("show", url.replace("connect_timeout", "connect_timeoutt"), code=2)
+    assert "connect_timeoutt" in proc.stderr
+    proc = fixseq_cmd("show", url + "&table=bad-name", code=2)
+    assert "bad-name" in proc.stderr
 
 
 def test_postgres(fixseq_cmd: Run) -> None:
