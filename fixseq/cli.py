@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn
 
 from . import MAX_SEQ_NUM, SeqStoreError, StoreLockedError, __version__
 from ._bench import (
@@ -107,7 +107,8 @@ def _need_existing(spec: StoreURL, command: str) -> None:
 
 
 def _iso(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).isoformat()
+    # Always with microseconds, so every "created" has one shape.
+    return when.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _state_json(url: str, info: SessionInfo) -> dict[str, object]:
@@ -126,8 +127,9 @@ def _emit_json(obj: object) -> None:
 
 def _age(when: datetime.datetime) -> str:
     seconds = int((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds())
-    if seconds < 0:
+    if seconds < -1:  # a PostgreSQL server's clock may run a little ahead of ours
         return "in the future: check the clocks"
+    seconds = max(seconds, 0)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
@@ -139,23 +141,18 @@ def _created_text(when: datetime.datetime) -> str:
     return f"{utc:%Y-%m-%d %H:%M:%S.%f} UTC ({_age(utc)})"
 
 
-def _print_state(url: str, info: SessionInfo, *, out: TextIO = sys.stdout) -> None:
-    print(f"store     {redact_url(url)}", file=out)
+def _printable(name: str) -> str:
+    """A session name as it is, or quoted when it holds control characters (never raw)."""
+    return name if name.isprintable() else repr(name)
+
+
+def _print_state(url: str, info: SessionInfo) -> None:
+    print(f"store     {redact_url(url)}")
     if info.session is not None:
-        print(
-            f"session   {info.session!r}"
-            if not info.session.isprintable()
-            else f"session   {info.session}",
-            file=out,
-        )
-    print(
-        f"next out  {info.next_out}  (our next message carries MsgSeqNum {info.next_out})", file=out
-    )
-    print(
-        f"next in   {info.next_in}  (we expect the peer's next message to carry {info.next_in})",
-        file=out,
-    )
-    print(f"created   {_created_text(info.created)}", file=out)
+        print(f"session   {_printable(info.session)}")
+    print(f"next out  {info.next_out}  (our next message carries MsgSeqNum {info.next_out})")
+    print(f"next in   {info.next_in}  (we expect the peer's next message to carry {info.next_in})")
+    print(f"created   {_created_text(info.created)}")
 
 
 def _print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
@@ -235,7 +232,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("no sessions")
         return 0
     rows = [
-        [i.session or "", str(i.next_out), str(i.next_in), _created_text(i.created)] for i in infos
+        [_printable(i.session or ""), str(i.next_out), str(i.next_in), _created_text(i.created)]
+        for i in infos
     ]
     _print_table(["session", "next out", "next in", "created"], rows, right={1, 2})
     return 0
@@ -323,7 +321,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         _emit_json({"url": redact_url(url), "sessions": names})
         return 0
     for name in names:
-        print(name if name.isprintable() else repr(name))
+        print(_printable(name))
     return 0
 
 
@@ -354,10 +352,9 @@ def _default_bench_urls(directory: str) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``fixseq bench``: next_out ops/s of each store beside its raw floor."""
-    seconds: float = args.seconds
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise UsageError(f"--seconds must be a positive number, got {seconds}")
+    seconds: float = args.seconds  # argparse checked it is positive and finite
     scratch: str | None = None
+    progress = _progress_printer()
     try:
         if args.urls:
             urls: list[str] = list(args.urls)
@@ -374,13 +371,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             specs = [_parse(u) for u in urls]
             directory = scratch
         info = machine(directory)
-        progress = _progress_printer()
         results: list[dict[str, object]] = []
         for url, spec in zip(urls, specs, strict=True):
             results.append(_bench_one(url, spec, seconds, progress))
-        if progress is not None:
-            progress("")
     finally:
+        if progress is not None:
+            progress("")  # clear the status line, before any error message too
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
