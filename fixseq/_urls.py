@@ -100,6 +100,13 @@ class StoreURL:
     table: str | None = None
     create: bool | None = None
 
+    def __repr__(self) -> str:
+        # Never show a password, even in a traceback or a log line.
+        return (
+            f"StoreURL({redact_url(self.url)!r}, kind={self.kind!r}, path={self.path!r}, "
+            f"session={self.session!r})"
+        )
+
 
 @dataclass(frozen=True)
 class SessionInfo:
@@ -305,12 +312,15 @@ def redact_url(url: str) -> str:
     """Return ``url`` with a password in it replaced by ``***``, for messages and output.
 
     Args:
-        url: Any string; only a ``scheme://user:password@`` part is changed.
+        url: Any string; only a ``scheme://user:password@`` part and a
+            ``password=`` query parameter are changed.
 
     Returns:
         The URL, safe to print.
     """
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    # libpq also takes the password as a query parameter.
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 def _postgres(spec: StoreURL) -> ModuleType:

@@ -270,6 +270,11 @@ def test_redact() -> None:
     )
     assert redact_url("postgresql://fix@h/db") == "postgresql://fix@h/db"
     assert redact_url("file:a:b@c") == "file:a:b@c"
+    assert (
+        redact_url("postgresql://h/db?user=fix&password=s3cret&session=S")
+        == "postgresql://h/db?user=fix&password=***&session=S"
+    )
+    assert "s3cret" not in repr(parse_url("postgresql://fix:s3cret@h/db?password=s3cret"))
     with pytest.raises(ValueError) as info:
         parse_url("postgresql://fix:s3cret@h/db?session=")
     assert "s3cret" not in str(info.value)
