@@ -199,6 +199,52 @@ def test_file_held_by_another_process(fixseq_cmd: Run, held_file: Path) -> None:
     assert (shown["next_out"], shown["next_in"]) == (42, 9)
 
 
+def test_show_while_an_engine_writes(
+    fixseq_cmd: Run, child_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The engine hands out numbers as fast as it can; show, reading without the lock while
+    # slots are being overwritten, always gets a whole state that never goes backwards.
+    path = tmp_path / "busy.seq"
+    code = textwrap.dedent(
+        f"""
+        import select, sys
+        from fixseq import FileSeqStore
+        with FileSeqStore({str(path)!r}, fsync=False) as store:
+            store.next_out()
+            print("ready", flush=True)
+            while not select.select([sys.stdin], [], [], 0)[0]:
+                for _ in range(100):
+                    store.observed_in(store.next_out())
+        """
+    )
+    engine = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env,
+    )
+    try:
+        assert engine.stdout is not None and engine.stdin is not None
+        assert engine.stdout.readline() == "ready\n"
+        seen = []
+        for _ in range(5):
+            shown = fixseq_cmd.json("show", f"file:{path}")
+            seen.append((shown["next_out"], shown["next_in"]))
+    finally:
+        assert engine.stdin is not None
+        engine.stdin.write("stop\n")
+        engine.stdin.close()
+        engine.wait(timeout=60)
+        assert engine.stdout is not None
+        engine.stdout.close()
+    assert engine.returncode == 0
+    outs, ins = [s[0] for s in seen], [s[1] for s in seen]
+    assert outs == sorted(outs) and ins == sorted(ins) and outs[-1] > outs[0], seen
+    for next_out, next_in in seen:
+        assert next_in <= next_out, seen  # every state the engine wrote has this shape
+
+
 def test_file_session_name(fixseq_cmd: Run, tmp_path: Path) -> None:
     url = f"file:{tmp_path}/a.seq?session=FIX.4.4:A->B"
     made = fixseq_cmd.json("set", url, "--next-out", "3")
