@@ -227,10 +227,12 @@ def test_show_while_an_engine_writes(
     try:
         assert engine.stdout is not None and engine.stdin is not None
         assert engine.stdout.readline() == "ready\n"
-        seen = []
+        seen: list[tuple[int, int]] = []
         for _ in range(5):
             shown = fixseq_cmd.json("show", f"file:{path}")
-            seen.append((shown["next_out"], shown["next_in"]))
+            next_out, next_in = shown["next_out"], shown["next_in"]
+            assert isinstance(next_out, int) and isinstance(next_in, int)
+            seen.append((next_out, next_in))
     finally:
         assert engine.stdin is not None
         engine.stdin.write("stop\n")
