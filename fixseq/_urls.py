@@ -47,6 +47,7 @@ __all__ = [
     "parse_url",
     "read_sessions",
     "redact_url",
+    "store_exists",
 ]
 
 Kind = Literal["memory", "file", "sqlite", "postgresql"]

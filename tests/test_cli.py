@@ -321,6 +321,20 @@ def test_sqlite_sessions_and_show_all(fixseq_cmd: Run, tmp_path: Path) -> None:
         assert store.peek_out() == 100  # sessions are isolated
 
 
+def test_sqlite_not_a_database(fixseq_cmd: Run, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database, just bytes" * 200)
+    for args in (
+        ("sessions", f"sqlite:{junk}"),
+        ("show", f"sqlite:{junk}"),
+        ("show", f"sqlite:{junk}?session=S"),
+        ("set", f"sqlite:{junk}?session=S", "--next-out", "2"),
+    ):
+        fixseq_cmd(*args, code=1)
+    assert junk.read_bytes() == b"not a database, just bytes" * 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db"]
+
+
 def test_sqlite_needs_a_session(fixseq_cmd: Run, tmp_path: Path) -> None:
     url = f"sqlite:{tmp_path}/fix.db"
     for args in (("set", url, "--next-out", "3"), ("reset", url, "--yes"), ("bench", url)):
