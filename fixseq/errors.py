@@ -69,5 +69,7 @@ class StoreIOError(SeqStoreError, OSError):
 
     The change was not acknowledged (no number was handed out), and the store
     refuses every later call until it is closed and opened again: after a
-    failed sync the page cache can no longer be trusted.
+    failed sync the page cache can no longer be trusted. A store whose
+    database server holds the truth (PostgreSQL) raises it for a lost
+    connection too, and does not stop: its next call reconnects.
     """

@@ -32,7 +32,9 @@ from __future__ import annotations
 import datetime
 import re
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, cast
+
+import anyio.lowlevel
 
 from ._core import SeqCounters
 from ._protocols import MAX_SEQ_NUM
@@ -158,24 +160,39 @@ class _Queries:
 # -- the one boundary where psycopg's errors become fixseq's ----------------------------
 
 
+def _translate(exc: psycopg.Error, action: str, table: _Table | None) -> SeqStoreError:
+    """The fixseq error for a psycopg error; the caller raises it ``from exc``."""
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        where = f"table {table.name!r}" if table else "a table"
+        return CorruptStoreError(
+            f"{action}: {where} does not exist any more (dropped while in use?); "
+            f"fixseq never starts a session again at 1 by itself: {exc}"
+        )
+    state = exc.sqlstate
+    if isinstance(exc, psycopg.InterfaceError) or (
+        isinstance(exc, psycopg.OperationalError)
+        and (state is None or state.startswith("08") or state.startswith("57P"))
+    ):
+        # No SQLSTATE (the client lost the socket), a connection exception, or the server
+        # shutting down: the statement may or may not have been committed.
+        return StoreIOError(
+            f"{action}: the connection to PostgreSQL failed; the change is not acknowledged "
+            f"(it may or may not have been committed) and the next call reconnects: {exc}"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        # The server answered with an error (a timeout, a serialization failure, a full
+        # disk): the statement was rolled back.
+        return StoreIOError(f"{action}: PostgreSQL did not apply the change: {exc}")
+    return SeqStoreError(f"{action}: PostgreSQL refused: {exc}")
+
+
 @contextmanager
 def _translated(action: str, table: _Table | None = None) -> Iterator[None]:
     """Raise every psycopg error inside as a :class:`~fixseq.SeqStoreError`, chained."""
     try:
         yield
-    except psycopg.errors.UndefinedTable as exc:
-        where = f"table {table.name!r}" if table else "a table"
-        raise CorruptStoreError(
-            f"{action}: {where} does not exist any more (dropped while in use?); "
-            f"fixseq never starts a session again at 1 by itself: {exc}"
-        ) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise StoreIOError(
-            f"{action}: the connection to PostgreSQL failed; the change is not acknowledged "
-            f"(it may or may not have been committed) and the next call reconnects: {exc}"
-        ) from exc
     except psycopg.Error as exc:
-        raise SeqStoreError(f"{action}: PostgreSQL refused: {exc}") from exc
+        raise _translate(exc, action, table) from exc
 
 
 def _pool_type() -> type[ConnectionPool[Any]] | None:
@@ -213,18 +230,27 @@ def _connect(conninfo: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def _run(conn: psycopg.Connection[Any], query: str, params: tuple[object, ...]) -> Any:
-    """Run one statement and commit it; return its first row (or None).
+def _run(cur: psycopg.Cursor[Any], query: str, params: tuple[object, ...]) -> Any:
+    """Run one statement that returns a row, commit it, and return the row (or None).
 
     psycopg returns only after the server's ReadyForQuery, that is after the
     commit (and, with synchronous_commit on, the WAL flush) of the statement.
     A pooled connection may not be in autocommit: then commit explicitly.
     """
-    cur = conn.execute(query, params)
-    row = cur.fetchone() if cur.description is not None else None
+    cur.execute(query, params)
+    row = cur.fetchone()
+    conn = cur.connection
     if not conn.autocommit:
         conn.commit()
     return row
+
+
+def _exec(cur: psycopg.Cursor[Any], query: str, params: tuple[object, ...]) -> None:
+    """Run one statement that returns no row, and commit it."""
+    cur.execute(query, params)
+    conn = cur.connection
+    if not conn.autocommit:
+        conn.commit()
 
 
 @contextmanager
@@ -249,7 +275,8 @@ def _table_version(conn: psycopg.Connection[Any], table: _Table) -> int | None:
         CorruptStoreError: The table exists but fixseq did not make it.
         SeqStoreError: It was made by a newer fixseq (a format this one cannot read).
     """
-    return _parse_version(_run(conn, _VERSION_SQL, (table.regclass, table.regclass)), table)
+    row = _run(conn.cursor(), _VERSION_SQL, (table.regclass, table.regclass))
+    return _parse_version(row, table)
 
 
 _VERSION_SQL = "SELECT to_regclass(%s) IS NOT NULL, obj_description(to_regclass(%s), 'pg_class')"
@@ -376,6 +403,7 @@ class PostgresSeqStore(SeqCounters):
         self._pool = pool
         self._conninfo = cast("str", conninfo_or_pool) if pool is None else None
         self._conn: psycopg.Connection[Any] | None = None
+        self._cur: psycopg.Cursor[Any] | None = None  # reused: one per connection
         try:
             state = self._call("open", self._open, create)
         except BaseException:
@@ -385,11 +413,11 @@ class PostgresSeqStore(SeqCounters):
 
     # -- connection handling (called with the core's lock held, or from __init__) ------
 
-    def _open(self, conn: psycopg.Connection[Any], create: bool) -> _State:
-        _ensure_table(conn, self._table, self._queries, create=create)
+    def _open(self, cur: psycopg.Cursor[Any], create: bool) -> _State:
+        _ensure_table(cur.connection, self._table, self._queries, create=create)
         if create:
-            _run(conn, self._queries.insert, (self._session,))
-        row = _run(conn, self._queries.read, (self._session,))
+            _exec(cur, self._queries.insert, (self._session,))
+        row = _run(cur, self._queries.read, (self._session,))
         if row is None:
             raise SeqStoreError(
                 f"session {self._session!r} has no row in table {self._table.name!r} and "
@@ -398,28 +426,29 @@ class PostgresSeqStore(SeqCounters):
         return _state(row, self._session)
 
     def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cur = self._conn, None, None
         if conn is not None:
             conn.close()
 
     def _call(self, action: str, func: Any, *args: object) -> Any:
-        """Run ``func(conn, *args)`` on a healthy connection, translating its errors.
+        """Run ``func(cursor, *args)`` on a healthy connection, translating its errors.
 
         With a connection of our own: reconnect first if the last one broke;
         a failure that leaves it broken (or an interrupt mid-statement) drops
         it, so the next call starts on a fresh one. With a pool: borrow one for
         this call and give it back (the pool discards a broken one).
         """
-        with _translated(f"{action} on session {self._session!r}", self._table):
+        try:
             if self._pool is not None:
                 return self._call_pooled(func, args)
-            conn = self._conn
-            if conn is None or conn.closed or conn.broken:
+            conn, cur = self._conn, self._cur
+            if conn is None or cur is None or conn.closed or conn.broken:
                 self._drop_connection()
                 assert self._conninfo is not None
                 conn = self._conn = _connect(self._conninfo)
+                cur = self._cur = conn.cursor()
             try:
-                return func(conn, *args)
+                return func(cur, *args)
             except psycopg.Error:
                 if conn.closed or conn.broken:
                     self._drop_connection()
@@ -428,12 +457,16 @@ class PostgresSeqStore(SeqCounters):
                 # KeyboardInterrupt and the like, perhaps mid-protocol: start afresh.
                 self._drop_connection()
                 raise
+        except psycopg.Error as exc:
+            # The one boundary for the store's calls (the message is built only on failure).
+            action = f"{action} on session {self._session!r}"
+            raise _translate(exc, action, self._table) from exc
 
     def _call_pooled(self, func: Any, args: tuple[object, ...]) -> Any:
         assert self._pool is not None
         conn = self._pool.getconn()
         try:
-            return func(conn, *args)
+            return func(conn.cursor(), *args)
         except BaseException:
             if not conn.autocommit and not conn.closed and not conn.broken:
                 try:
@@ -450,31 +483,31 @@ class PostgresSeqStore(SeqCounters):
         """Do ``op`` as one statement on the session's row and return the new state."""
         return cast("_State | None", self._call(op, self._apply_on, op, seq_num))
 
-    def _apply_on(self, conn: psycopg.Connection[Any], op: str, seq_num: int) -> _State | None:
+    def _apply_on(self, cur: psycopg.Cursor[Any], op: str, seq_num: int) -> _State | None:
         queries, key = self._queries, self._session
         if op == "next_out":
-            row = _run(conn, queries.next_out, (key,))
+            row = _run(cur, queries.next_out, (key,))
             if row is None:
-                if _run(conn, queries.read, (key,)) is not None:
+                if _run(cur, queries.read, (key,)) is not None:
                     return None  # the row is there: the guard refused, MAX_SEQ_NUM was reached
                 self._vanished()
         elif op == "read":
-            row = _run(conn, queries.read, (key,))
+            row = _run(cur, queries.read, (key,))
         elif op == "observed_in":
-            row = _run(conn, queries.observed_in, (seq_num, key))
+            row = _run(cur, queries.observed_in, (seq_num, key))
         elif op == "reset":
-            row = _run(conn, queries.reset, (key,))
+            row = _run(cur, queries.reset, (key,))
         elif op == "set_next_out":
-            row = _run(conn, queries.set_next_out, (seq_num - 1, key))
+            row = _run(cur, queries.set_next_out, (seq_num - 1, key))
         elif op == "set_next_in":
-            row = _run(conn, queries.set_next_in, (seq_num - 1, key))
+            row = _run(cur, queries.set_next_in, (seq_num - 1, key))
         else:  # pragma: no cover - internal misuse
             raise AssertionError(op)
         if row is None:
             self._vanished()
         return _state(row, self._session)
 
-    def _vanished(self) -> None:
+    def _vanished(self) -> NoReturn:
         raise CorruptStoreError(
             f"the row of session {self._session!r} in table {self._table.name!r} is gone "
             "(deleted while in use?); fixseq never starts a session again at 1 by itself"
@@ -564,8 +597,11 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
 
         try:
             sync = await offload(build)
+            # A caller cancelled while the thread connected gets the cancellation here,
+            # not a store it would never close.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            for store in built:  # cancelled after the thread had connected
+            for store in built:
                 store.close()
             raise
         return cls._over(sync)

@@ -67,7 +67,7 @@ do_start() {
     as_owner chmod 600 "$pwfile"
     # Password (SCRAM) over TCP, peer over the private socket directory; no trust anywhere.
     as_owner "$bindir/initdb" -D "$data/db" -U "$owner" --pwfile="$pwfile" --auth-host=scram-sha-256 \
-        --auth-local=peer -E UTF8 --locale=C.UTF-8 >"$data/initdb.log" 2>&1 \
+        --auth-local=peer -E UTF8 --no-locale >"$data/initdb.log" 2>&1 \
         || { cat "$data/initdb.log" >&2; die "initdb failed"; }
     as_owner rm -f "$pwfile"
     local tries=0

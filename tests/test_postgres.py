@@ -582,3 +582,41 @@ def test_sync_and_async_twins_have_the_same_methods() -> None:
     mapped = {renames.get(n, n) for n in public(AsyncPostgresSeqStore)} - {None}
     sync_only = {"closed", "session", "table"}  # attributes, not calls
     assert mapped == public(PostgresSeqStore) - sync_only | {"wrapped"}
+
+
+@pytest.mark.anyio
+async def test_cancelled_open_closes_what_it_built(dsn: str, table: str) -> None:
+    """open() cancelled while its worker thread connects: the store it built is closed."""
+    create_schema(dsn, table=table)
+    app = unique("fixseq_open")
+    with admin(dsn) as locker, admin(dsn) as watcher:
+
+        def waiting() -> int:
+            row = watcher.execute(
+                "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), count(*) "
+                "FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchone()
+            assert row is not None
+            return int(row[0]) * 1000 + int(row[1])
+
+        locker.execute("BEGIN")
+        locker.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+
+                async def opener() -> None:
+                    with anyio.CancelScope() as scope:
+                        scopes.append(scope)
+                        await AsyncPostgresSeqStore.open(with_app_name(dsn, app), "s", table=table)
+                    assert scope.cancelled_caught
+
+                scopes: list[anyio.CancelScope] = []
+                tg.start_soon(opener)
+                # Polling the server's view: there is no event to wait on.
+                while waiting() != 1001:  # noqa: ASYNC110 - the store's INSERT waits for the lock
+                    await anyio.sleep(0.01)
+                scopes[0].cancel()
+                locker.execute("COMMIT")  # the worker thread now finishes building the store
+            while waiting() != 0:  # noqa: ASYNC110 - open() closed it: its backend goes away
+                await anyio.sleep(0.01)

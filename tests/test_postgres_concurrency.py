@@ -141,3 +141,30 @@ def test_threads_share_one_store(dsn: str, table: str) -> None:
             worker.join(timeout=120)
         assert not any(worker.is_alive() for worker in workers)
         assert sorted(n for numbers in got for n in numbers) == list(range(1, threads * calls + 1))
+
+
+def test_a_serializable_server_default_does_not_fail_concurrent_calls(dsn: str, table: str) -> None:
+    """Under REPEATABLE READ or SERIALIZABLE, an UPDATE racing another on the same row fails;
+    the store's own connections run READ COMMITTED whatever the server's default."""
+    from psycopg.conninfo import make_conninfo
+
+    strict = make_conninfo(dsn, options="-c default_transaction_isolation=serializable")
+    threads, calls = 4, 100
+    stores = [PostgresSeqStore(strict, "strict", table=table) for _ in range(threads)]
+    got: list[list[int]] = [[] for _ in range(threads)]
+    barrier = threading.Barrier(threads)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        got[i].extend(stores[i].next_out() for _ in range(calls))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        for store in stores:
+            store.close()
+    assert sorted(n for numbers in got for n in numbers) == list(range(1, threads * calls + 1))

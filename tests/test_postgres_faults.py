@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from postgres_support import (
+    admin,
     can_restart,
     drop_table,
     require_dsn,
@@ -21,6 +22,8 @@ from postgres_support import (
     unique,
     with_app_name,
 )
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from fixseq import SeqState, StoreIOError
 from fixseq.postgres import PostgresSeqStore, create_schema
@@ -129,10 +132,13 @@ def test_terminated_pooled_connection_mid_run(dsn: str, table: str) -> None:
             run.check(dsn, table, session, most_lost=kills * 2)
 
 
-def test_server_crash_and_restart_mid_run(dsn: str, table: str) -> None:
+@pytest.mark.parametrize(
+    "crashes", [2, pytest.param(12, marks=pytest.mark.slow, id="soak")], ids=str
+)
+def test_server_crash_and_restart_mid_run(dsn: str, table: str, crashes: int) -> None:
     if not can_restart():
         pytest.skip("needs the server of scripts/pg-test-server.sh (FIXSEQ_PG_DATA) to restart")
-    session, crashes = unique("s"), 2
+    session = unique("s")
     with PostgresSeqStore(dsn, session, table=table) as store:
         store.observed_in(41)
         created = store.creation_time()
@@ -166,17 +172,33 @@ def test_interrupted_call_leaves_a_usable_store(
 
     with PostgresSeqStore(dsn, "s", table=table) as store:
         assert store.next_out() == 1
-        real = psycopg.Connection.execute
-        calls = {"n": 0}
 
-        def interrupted(self: psycopg.Connection[Any], *args: Any, **kw: Any) -> Any:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise KeyboardInterrupt
-            return real(self, *args, **kw)
+        def interrupted(self: psycopg.Cursor[Any], *args: Any, **kw: Any) -> Any:
+            # The query is on its way and the reply not read when the interrupt lands: the
+            # connection is mid-protocol and must not be used again.
+            self.connection.pgconn.send_query(b"SELECT pg_sleep(0.01)")
+            raise KeyboardInterrupt
 
-        monkeypatch.setattr(psycopg.Connection, "execute", interrupted)
+        monkeypatch.setattr(psycopg.Cursor, "execute", interrupted)
         with pytest.raises(KeyboardInterrupt):
             store.next_out()
         monkeypatch.undo()
-        assert store.next_out() == 2
+        assert store.next_out() == 2  # on a new connection
+
+
+def test_a_statement_timeout_is_an_error_that_says_nothing_was_applied(
+    dsn: str, table: str
+) -> None:
+    """A call stuck behind a row lock past statement_timeout: rolled back, and it says so."""
+    impatient = make_conninfo(dsn, options="-c statement_timeout=200")
+    with PostgresSeqStore(impatient, "s", table=table) as store, admin(dsn) as locker:
+        assert store.next_out() == 1
+        locker.execute("BEGIN")
+        locker.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE session = 's' FOR UPDATE").format(sql.Identifier(table))
+        )
+        with pytest.raises(StoreIOError, match="did not apply the change") as info:
+            store.next_out()
+        assert "may or may not" not in str(info.value)
+        locker.execute("COMMIT")
+        assert store.next_out() == 2  # the same connection goes on: nothing was lost
