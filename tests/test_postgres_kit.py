@@ -15,13 +15,12 @@ import pytest
 from postgres_support import drop_table, require_dsn, unique
 
 from fixseq.postgres import AsyncPostgresSeqStore, PostgresSeqStore, create_schema
+from fixseq.testing import check_async_seq_store, check_seq_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from psycopg_pool import ConnectionPool
-
-kit: Any = pytest.importorskip("fixseq.testing", reason="the conformance kit is not in this tree")
 
 # The model's examples each cost a few server commits; the sync run explores more, the two
 # async runs (the same store through its twin) fewer.
@@ -59,7 +58,7 @@ def test_kit_sync_with_reopen(pooled: tuple[ConnectionPool[Any], str]) -> None:
         store.close()
         return PostgresSeqStore(pool, store.session, table=table, create=False)
 
-    kit.check_seq_store(make_store, reopen=reopen, threads=8, max_examples=SYNC_EXAMPLES)
+    check_seq_store(make_store, reopen=reopen, threads=8, max_examples=SYNC_EXAMPLES)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -75,7 +74,7 @@ def test_kit_async_with_reopen(pooled: tuple[ConnectionPool[Any], str], backend:
         session = store.as_sync().session
         return await AsyncPostgresSeqStore.open(pool, session, table=table, create=False)
 
-    kit.check_async_seq_store(
+    check_async_seq_store(
         make_store, reopen=reopen, tasks=20, max_examples=ASYNC_EXAMPLES, backend=backend
     )
 
@@ -101,7 +100,7 @@ def test_kit_sync_on_own_connections() -> None:
         return made[-1]
 
     try:
-        kit.check_seq_store(make_store, reopen=reopen, threads=8, max_examples=20)
+        check_seq_store(make_store, reopen=reopen, threads=8, max_examples=20)
     finally:
         for store in made:
             store.close()
