@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, cast
 
 import anyio.lowlevel
 
-from ._core import SeqCounters
+from ._core import SeqCounters, check_session_name
 from ._protocols import MAX_SEQ_NUM
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError
@@ -78,20 +78,6 @@ _UTC = datetime.timezone.utc
 _State = tuple[int, int, datetime.datetime]
 
 # -- validation ------------------------------------------------------------------------
-
-
-def _check_session(session: object) -> None:
-    """Check a session name: a non-empty str without NUL that encodes to UTF-8."""
-    if not isinstance(session, str):
-        raise TypeError(f"session must be a str, not {type(session).__name__}")
-    if not session:
-        raise ValueError("session must be a non-empty str")
-    if "\x00" in session:
-        raise ValueError("session must not contain NUL (PostgreSQL text cannot hold it)")
-    try:
-        session.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"session must be valid Unicode text: {exc}") from None
 
 
 class _Table:
@@ -393,7 +379,7 @@ class PostgresSeqStore(SeqCounters):
         table: str = DEFAULT_TABLE,
         create: bool = True,
     ) -> None:
-        _check_session(session)
+        session = check_session_name(session)
         parsed = _Table(table)
         pool = _check_conninfo(conninfo_or_pool)
         super().__init__()

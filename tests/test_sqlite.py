@@ -36,6 +36,7 @@ from fixseq import (
     _sqlite_db,
     list_sessions,
 )
+from fixseq._core import check_session_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -647,17 +648,19 @@ def test_contention_waits_instead_of_failing(db: str) -> None:
             release.wait(30)
             blocker.execute("COMMIT")
 
-    class Announcing(SqliteSeqStore):
-        def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
-            if op == "next_out":
-                release.set()  # the holder commits while this call waits for the lock
-            return super()._apply(op, seq_num)
+    def announce(sql: str) -> None:
+        if sql.startswith("BEGIN IMMEDIATE"):
+            release.set()  # the holder commits while this statement waits for the lock
 
-    with Announcing(db, SESSION, busy_timeout=30) as store:
+    with SqliteSeqStore(db, SESSION, busy_timeout=30) as store:
         holder = threading.Thread(target=hold)
         holder.start()
         assert holding.wait(30)
+        # SQLite calls the trace callback as the statement starts, before its lock
+        # attempt; the holder needs a wake-up and a synced COMMIT before it lets go.
+        store._conn.set_trace_callback(announce)
         assert store.next_out() == 11  # waited for the other transaction, then saw it
+        store._conn.set_trace_callback(None)
         holder.join()
 
 
@@ -794,6 +797,23 @@ def test_a_store_refuses_to_be_used_across_a_fork(db: str, monkeypatch: pytest.M
             store.snapshot()
         monkeypatch.setattr(_sqlite, "_getpid", lambda: parent)
         assert store.next_out() == 2  # nothing was written from the "child"
+
+
+def test_check_session_name_returns_a_plain_str() -> None:
+    class Name(str):
+        def __eq__(self, other: object) -> bool:  # a subclass that compares oddly
+            return True
+
+        __hash__ = str.__hash__
+
+    checked = check_session_name(Name("a"))
+    assert type(checked) is str and checked == "a"
+    assert check_session_name("x" * 10_000) == "x" * 10_000
+    for bad in ("", "\x00", "a\x00", "\udfff"):
+        with pytest.raises(ValueError):
+            check_session_name(bad)
+    with pytest.raises(TypeError):
+        check_session_name(b"a")
 
 
 def test_public_names_are_exported() -> None:
