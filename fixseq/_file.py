@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 
-from ._core import SeqCounters, utc_now
+from ._core import SeqCounters, check_session_name, utc_now
 from ._fileformat import (
     FILE_SIZE,
     MAX_SESSION_BYTES,
@@ -159,18 +159,14 @@ def _check_path(path: object) -> str:
     return value
 
 
-def _check_session(session: object) -> bytes | None:
+def _check_session(session: object) -> str | None:
+    """The core's rule for any store's session name, plus this format's length limit."""
     if session is None:
         return None
-    if not isinstance(session, str):
-        raise TypeError(f"session must be a str or None, not {type(session).__name__}")
-    try:
-        encoded = session.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"session {session!r} is not valid Unicode text") from exc
-    if not encoded or len(encoded) > MAX_SESSION_BYTES:
-        raise ValueError(f"session must be 1..{MAX_SESSION_BYTES} UTF-8 bytes, got {len(encoded)}")
-    return encoded
+    name = check_session_name(session)
+    if len(name.encode("utf-8")) > MAX_SESSION_BYTES:
+        raise ValueError(f"session must be at most {MAX_SESSION_BYTES} UTF-8 bytes")
+    return name
 
 
 def _check_bool(value: object, name: str) -> bool:
@@ -234,7 +230,7 @@ def _discard(temp: str) -> None:
         pass  # left behind harmlessly: never read, never in the way
 
 
-def _open_fd(path: str, create: bool, session: bytes | None) -> int:
+def _open_fd(path: str, create: bool, session: str | None) -> int:
     for _ in range(3):
         try:
             return _open(path, os.O_RDWR)
@@ -244,7 +240,7 @@ def _open_fd(path: str, create: bool, session: bytes | None) -> int:
                     f"no file store at {path} and create=False: a store known to exist is "
                     "missing, so fixseq refuses to start the session again at 1"
                 ) from exc
-        _create(path, session or b"")
+        _create(path, session.encode("utf-8") if session is not None else b"")
     raise SeqStoreError(f"{path} was created but disappeared before it could be opened")
 
 
@@ -285,8 +281,8 @@ class FileSeqStore(SeqCounters):
 
     Raises:
         TypeError: ``path`` is not a ``str`` path, or an option has the wrong type.
-        ValueError: ``path`` is empty, ``session`` is empty or over 1024 UTF-8
-            bytes, or ``reserve`` is below 1.
+        ValueError: ``path`` is empty, ``session`` is empty, holds a NUL or is
+            over 1024 UTF-8 bytes, or ``reserve`` is below 1.
         SeqStoreError: The file is missing and ``create`` is false, or it holds
             another session's name.
         CorruptStoreError: The file exists but holds no valid state.
@@ -313,10 +309,10 @@ class FileSeqStore(SeqCounters):
         path_str = _check_path(path)
         fsync = _check_bool(fsync, "fsync")
         create = _check_bool(create, "create")
-        session_bytes = _check_session(session)
+        name = _check_session(session)
         super().__init__()
         self._set_reserve(reserve)  # the core validates it, before any file is touched
-        fd = _open_fd(path_str, create, session_bytes)
+        fd = _open_fd(path_str, create, name)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -338,10 +334,10 @@ class FileSeqStore(SeqCounters):
                 _open_files.add(key)
             self._key = key
             parsed = parse(_read_image(fd, path_str), path_str)
-            if session is not None and parsed.session != session:
+            if name is not None and parsed.session != name:
                 held = "no session name" if parsed.session is None else repr(parsed.session)
                 raise SeqStoreError(
-                    f"{path_str} holds {held}, not session {session!r}: two sessions must "
+                    f"{path_str} holds {held}, not session {name!r}: two sessions must "
                     "never share one file"
                 )
         except BaseException:

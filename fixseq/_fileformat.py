@@ -40,9 +40,10 @@ commit, an outbound reservation). A write is made once if its last_out is at
 most the newest slot's out_limit, its last_in at least that slot's and its
 creation time the same; any other write (a reset, ``set_next_in``
 downwards, an advance past the limit) is made twice, into both slots, before
-anyone is acknowledged. out_limit is last_out plus a headroom of at least one
-(more when writes advance by more: groups, reservations), so the common write
-is made once.
+anyone is acknowledged. out_limit is last_out plus a headroom: one for a lone
+sender; for groups of concurrent callers twice the latest group (at most 256),
+decaying by an eighth a write when they stop; the whole block with a
+reservation. So the common write is made once (see plan_write).
 
 Reading rule. The size, the magic, the version, the flags, the page size
 and the header CRC must all hold, or the file is corrupt. A slot is valid
@@ -112,10 +113,10 @@ _BODY = struct.Struct("<QQQqQ")  # generation, last_out, last_in, created (µs),
 _CRC = struct.Struct("<I")
 SLOT_SIZE = _BODY.size + _CRC.size
 SLOT_OFFSET = (PAGE_SIZE, 2 * PAGE_SIZE)
-# out_limit makes room for the next write to advance as far as this one did
-# (a group of concurrent callers tends to be followed by another), but only up
-# to this: a bigger advance is an explicit set_next_out, not a pattern, and
-# room for it would only widen the gap a damaged slot costs.
+# out_limit makes room for the next write to advance as far as the groups of
+# concurrent callers lately did (group sizes vary from write to write), but
+# only up to this: a bigger advance is an explicit set_next_out, not a pattern,
+# and room for it would only widen the gap a damaged slot costs.
 MAX_GROUP_HEADROOM = 256
 pack_body = _BODY.pack
 pack_crc = _CRC.pack
@@ -210,12 +211,16 @@ def plan_write(
     """
     w_out, w_in, w_created, w_limit = written
     advance = last_out - w_out
-    # Room for the next write to advance as far as this one did (see
-    # MAX_GROUP_HEADROOM), and for a whole reserved block.
-    if advance <= 1 or advance > MAX_GROUP_HEADROOM:
+    if advance < 0 or advance > MAX_GROUP_HEADROOM or created is not w_created:
+        # An explicit set_next_out or a reset: no pattern to make room for.
         headroom = reserve
     else:
-        headroom = advance if advance > reserve else reserve
+        # Room for the next group: twice this one (group sizes vary from write
+        # to write), or the headroom the newest slot left, decaying by an eighth
+        # a write so that a lone sender (advance 1) is soon back at "one past"
+        # (see MAX_GROUP_HEADROOM). A reserved block always fits.
+        group = min(2 * advance, MAX_GROUP_HEADROOM) if advance > 1 else 1
+        headroom = max(group, (w_limit - w_out) * 7 // 8, reserve)
     out_limit = last_out + headroom
     if out_limit > MAX_SEQ_NUM:
         out_limit = MAX_SEQ_NUM

@@ -264,7 +264,14 @@ def test_a_file_without_a_name_is_not_any_named_session(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("session", "error"),
-    [(b"A", TypeError), (1, TypeError), ("", ValueError), ("x" * 1025, ValueError)],
+    [
+        (b"A", TypeError),
+        (1, TypeError),
+        ("", ValueError),
+        ("x" * 1025, ValueError),
+        ("a\x00b", ValueError),
+        ("\ud800", ValueError),
+    ],
 )
 def test_a_bad_session_name_is_refused_before_anything_is_created(
     path: Path, session: object, error: type[Exception]
@@ -761,5 +768,13 @@ def test_groups_of_a_steady_size_are_written_once_each(
     store._persist(1 + 16 * 5 + 300, 1, created)  # a jump past any group: twice
     store._persist(1 + 16 * 5 + 301, 1, created)  # then steady again: once
     assert len(writes) == 6 + 2 + 1
+    # Room for groups decays once they stop: a lone sender is soon back to a
+    # headroom of one (a damaged slot then costs exactly one skipped number).
+    for group in (16, 16, 16):
+        store._persist(store._written[0] + 1 + group, 1, created)
+    for _ in range(40):
+        store._persist(store._written[0] + 2, 1, created)
+    last_out, _, _, out_limit = store._written
+    assert out_limit == last_out + 1
     monkeypatch.undo()
     store.close()
