@@ -119,7 +119,7 @@ def sqlite_floor(directory: str, *, synchronous: str = "FULL") -> Floor:
     """A bare sqlite3 ``BEGIN IMMEDIATE; UPDATE ... RETURNING; COMMIT`` in ``directory``.
 
     The database is in WAL mode with the given ``synchronous`` level, the same
-    pragmas a :class:`~fixseq.SqliteSeqStore` uses.
+    pragmas a `SqliteSeqStore` uses.
     """
     if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(f"bad synchronous level {synchronous!r}")

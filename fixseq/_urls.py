@@ -171,7 +171,7 @@ def parse_url(url: str) -> StoreURL:
     """Parse a store URL without opening anything.
 
     The session is optional here (``fixseq show`` lists every session of a
-    database given without one); :func:`open_store` requires it where the
+    database given without one); `open_store` requires it where the
     store does.
 
     Args:
@@ -384,10 +384,10 @@ def _open(spec: StoreURL, *, create: bool | None = None) -> _Twinned:
 def open_store(url: str) -> AdminSeqStore:
     """Open the store a URL names: the blocking, admin-capable kind.
 
-    ``memory:`` gives a fresh :class:`~fixseq.MemorySeqStore`; ``file:`` a
-    :class:`~fixseq.FileSeqStore`; ``sqlite:`` a :class:`~fixseq.SqliteSeqStore`;
-    ``postgresql:`` a ``fixseq.postgres.PostgresSeqStore``. A missing store is
-    created unless the URL says ``create=0``.
+    `memory:` gives a fresh `MemorySeqStore`; `file:` a `FileSeqStore`;
+    `sqlite:` a `SqliteSeqStore`; `postgresql:` a `fixseq.postgres.PostgresSeqStore`
+    (the URL forms: [Operations](../operations.md#store-urls)). A missing
+    store is created unless the URL says `create=0`.
 
     Args:
         url: A store URL, for example ``"sqlite:///fixseq.db?session=FIX.4.4:BANK->BROKER"``.
@@ -396,8 +396,8 @@ def open_store(url: str) -> AdminSeqStore:
         The open store; close it (or use it as a context manager) when done.
 
     Raises:
-        ValueError: The URL is bad (see :func:`parse_url`), or lacks the
-            ``session`` a SQLite or PostgreSQL store needs.
+        ValueError: The URL is bad (the message names the problem), or lacks
+            the `session` a SQLite or PostgreSQL store needs.
         ImportError: A ``postgresql:`` URL without the ``fixseq[postgres]`` extra installed.
         SeqStoreError: The store's own errors (corrupt, locked, unreachable...).
     """
@@ -412,15 +412,15 @@ def open_async_store(url: str) -> AsyncAdminSeqStore:
     opens it in a worker thread.
 
     Args:
-        url: A store URL, as for :func:`open_store`.
+        url: A store URL, as for [`open_store`][fixseq.open_store].
 
     Returns:
         The open async store; ``await store.aclose()`` (or ``async with``) when done.
 
     Raises:
-        ValueError: As :func:`open_store`.
-        ImportError: As :func:`open_store`.
-        SeqStoreError: As :func:`open_store`.
+        ValueError: As [`open_store`][fixseq.open_store].
+        ImportError: As [`open_store`][fixseq.open_store].
+        SeqStoreError: As [`open_store`][fixseq.open_store].
     """
     # Each async twin's constructor builds its sync store and wraps it; as_async() is that.
     return _open(parse_url(url)).as_async()

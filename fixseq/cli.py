@@ -14,7 +14,7 @@ Exit status: 0 success, 2 usage error (bad arguments or a bad URL), 1 store
 error (missing, corrupt, locked, unreachable, an invalid value, a declined
 reset), with a one-line message on stderr and no traceback.
 
-Built on :mod:`argparse` rather than click or typer: the standard library is
+Built on `argparse` rather than click or typer: the standard library is
 enough for six subcommands, and fixseq keeps anyio as its only runtime
 dependency.
 """
