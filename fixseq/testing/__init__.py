@@ -4,10 +4,13 @@ A third party's store (a Redis one, a table in their own database, an in-house
 journal) is duck-typed against :class:`~fixseq.SeqStore` or
 :class:`~fixseq.AsyncSeqStore`; ``isinstance`` checks method names only. This
 kit checks the behaviour, and fixseq's own stores pass the same kit: it is the
-one definition of correct. Three ways to run it:
+one definition of correct. Four ways to run it:
 
 - :func:`check_seq_store` / :func:`check_async_seq_store`: one call, from any
-  test runner; raises ``AssertionError`` at the first violation.
+  test runner; runs every group on its own and raises ``AssertionError``
+  naming every group that failed.
+- :func:`check_power_cut` / :func:`check_async_power_cut`: a store's files as
+  simulated power cuts leave them, each reopened and checked.
 - :class:`SeqStoreContract` / :class:`AsyncSeqStoreContract`: subclass in a
   pytest module, define ``make_store`` (and ``reopen_store`` for a durable
   store), and get each check group as its own named test.
@@ -31,9 +34,15 @@ exhaustion      after set_next_out(MAX_SEQ_NUM): next_out() gives MAX_SEQ_NUM, t
 concurrency     threads (or tasks) started together: no number handed out twice or
                 skipped, no read below what was acknowledged, no mark going down
 reopen          each kind of change, then reopen at once: the exact state is back
+damage          (with ``files=``) each byte of each backing file flipped, each truncation,
+                the file emptied: reopen raises, or reuses no acknowledged outbound
+                number and has the inbound mark not ahead (at most one change behind)
 model           a Hypothesis state machine against a two-counter model, with bad input
                 and (durable stores) reopens at random points
 ==============  =========================================================================
+
+The power-cut check (:func:`check_power_cut`, ``test_power_cut``) is separate:
+it needs a store opened by directory, ``make_store(directory)``.
 
 Hypothesis and pytest are needed only here: install ``fixseq[testing]``. The
 kit runs Hypothesis with the active settings profile (a CI profile with
@@ -52,13 +61,20 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._contract import AsyncSeqStoreContract, SeqStoreContract
 from ._machine import AsyncSeqStoreMachine, SeqStoreMachine
-from ._run import check_async_seq_store, check_seq_store
+from ._run import (
+    check_async_power_cut,
+    check_async_seq_store,
+    check_power_cut,
+    check_seq_store,
+)
 
 __all__ = [
     "AsyncSeqStoreContract",
     "AsyncSeqStoreMachine",
     "SeqStoreContract",
     "SeqStoreMachine",
+    "check_async_power_cut",
     "check_async_seq_store",
+    "check_power_cut",
     "check_seq_store",
 ]

@@ -20,6 +20,7 @@ from ._handles import PROTOCOL_METHODS, Handle, State, Violation, describe, fail
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 __all__ = [
     "CLOCK_SLACK",
@@ -94,6 +95,10 @@ class Subject:
     """Runs the concurrency group (threads or tasks)."""
     model: Callable[[Subject], None]
     """Runs the Hypothesis state machine."""
+    files: Callable[[Any], Any] | None = None
+    """Names a store's backing files, for the damage group (None: not damaged)."""
+    damage_sample: int = 1024
+    """Byte positions (and truncation lengths) damaged in a file over 4 KiB."""
 
 
 def _kind(got: int, expected: int) -> str:

@@ -9,10 +9,12 @@ import pytest
 
 from fixseq import AsyncSeqStore, SeqStore
 
-from ._run import GROUPS, async_subject, sync_subject
+from ._handles import Handle, SyncHandle
+from ._run import GROUPS, async_opener, async_subject, power_cut_group, sync_subject
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    import os
+    from collections.abc import Awaitable, Callable, Collection
     from pathlib import Path
 
     from ._checks import Subject
@@ -37,6 +39,15 @@ class _ContractBase:
     max_examples: ClassVar[int] = 100
     """Hypothesis examples for ``test_model``."""
 
+    damage_sample: ClassVar[int] = 1024
+    """For a file over 4 KiB: byte positions and truncation lengths ``test_damage`` tries."""
+
+    power_cut_steps: ClassVar[int] = 200
+    """Calls in the drive of ``test_power_cut``."""
+
+    power_cut_states: ClassVar[int] = 1000
+    """Distinct crash images ``test_power_cut`` opens at most."""
+
     tmp_path: Path
     """A fresh directory for this test (pytest's ``tmp_path``), for backing files."""
 
@@ -53,12 +64,37 @@ class _ContractBase:
         """
         return self.tmp_path / f"store-{next(self._fixseq_counter)}{suffix}"
 
+    def store_files(self, store: Any) -> Collection[str | os.PathLike[str]]:
+        """Return the paths of ``store``'s backing files (optional).
+
+        Define it (with ``reopen_store``) for a store kept in files:
+        ``test_damage`` then damages each of them in every way and reopens.
+        """
+        raise NotImplementedError
+
+    def _files(self) -> Callable[[Any], Any] | None:
+        overridden = type(self).store_files is not _ContractBase.store_files
+        return self.store_files if overridden else None
+
+    def _power_cut(self, open_store: Callable[[str], Handle]) -> None:
+        reason = power_cut_group(
+            open_store,
+            steps=self.power_cut_steps,
+            max_states=self.power_cut_states,
+            seed=0,
+            directory=self.tmp_path,
+        )
+        if reason is not None:
+            pytest.skip(f"power cut not checked: {reason}")
+
 
 class SeqStoreContract(_ContractBase, Generic[S]):
     """Every check of :func:`~fixseq.testing.check_seq_store` as a named pytest test.
 
     Subclass it in your test module with a ``Test`` name, define
-    :meth:`make_store` and, for a durable store, :meth:`reopen_store`::
+    :meth:`make_store` and, for a durable store, :meth:`reopen_store`; for a
+    store kept in files, also :meth:`store_files` (damaged files) and
+    :meth:`open_store_in` (simulated power cuts)::
 
         class TestJsonSeqStore(SeqStoreContract[JsonSeqStore]):
             def make_store(self) -> JsonSeqStore:
@@ -68,10 +104,18 @@ class SeqStoreContract(_ContractBase, Generic[S]):
                 store.close()
                 return JsonSeqStore(store.path)
 
+            def store_files(self, store: JsonSeqStore) -> list[Path]:
+                return [store.path]
+
+            def open_store_in(self, directory: Path) -> JsonSeqStore:
+                return JsonSeqStore(directory / "session.json")
+
     Each check group is one test (``test_basics``, ``test_concurrency``,
-    ``test_model``, ...). A group the store cannot take (admin methods,
-    ``creation_time``, reopen) is skipped with the reason. Set the class
-    attributes :attr:`threads` and :attr:`max_examples` to tune it.
+    ``test_damage``, ``test_power_cut``, ``test_model``, ...). A group the
+    store cannot take (admin methods, ``creation_time``, reopen, files) is
+    skipped with the reason. Set the class attributes :attr:`threads`,
+    :attr:`max_examples`, :attr:`damage_sample`, :attr:`power_cut_steps` and
+    :attr:`power_cut_states` to tune it.
     """
 
     threads: ClassVar[int] = 8
@@ -89,10 +133,28 @@ class SeqStoreContract(_ContractBase, Generic[S]):
         """
         raise NotImplementedError
 
+    def open_store_in(self, directory: Path) -> S:
+        """Open the store kept in ``directory``, creating it there if it is empty (optional).
+
+        Define it for a store kept in files: ``test_power_cut`` then drives
+        a store opened this way, simulates power cuts and opens each image in
+        a fresh directory. The store must keep all of its files in
+        ``directory``.
+        """
+        raise NotImplementedError
+
     def _check(self, name: str) -> None:
         overridden = type(self).reopen_store is not SeqStoreContract.reopen_store
         reopen = self.reopen_store if overridden else None
-        _run(sync_subject(self.make_store, reopen, self.threads, self.max_examples), name)
+        subject = sync_subject(
+            self.make_store,
+            reopen,
+            self.threads,
+            self.max_examples,
+            self._files(),
+            self.damage_sample,
+        )
+        _run(subject, name)
 
     def test_protocol(self) -> None:
         """The five SeqStore methods exist and are callable."""
@@ -130,6 +192,22 @@ class SeqStoreContract(_ContractBase, Generic[S]):
         """Each kind of change survives a reopen made right after it (durable stores)."""
         self._check("reopen")
 
+    def test_damage(self) -> None:
+        """Each damage to each backing file: reopen raises, or reuses nothing (file stores)."""
+        self._check("damage")
+
+    def test_power_cut(self) -> None:
+        """Simulated power cuts reuse no number and lose no inbound mark (file stores)."""
+        if type(self).open_store_in is SeqStoreContract.open_store_in:
+            pytest.skip("no open_store_in() (only stores kept in a directory's files)")
+
+        def open_store(path: str) -> Handle:
+            from pathlib import Path
+
+            return SyncHandle(self.open_store_in(Path(path)), "power_cut", reopen=None)
+
+        self._power_cut(open_store)
+
     def test_model(self) -> None:
         """The Hypothesis state machine: random call sequences against a model."""
         self._check("model")
@@ -158,18 +236,32 @@ class AsyncSeqStoreContract(_ContractBase, Generic[A]):
         raise NotImplementedError(f"{type(self).__name__} must define make_store()")
 
     async def reopen_store(self, store: A) -> A:
-        """Close ``store`` and open a new one on the same backing location (optional)."""
+        """Close ``store`` (it may be closed already) and open a new one on the same location."""
         raise NotImplementedError
 
-    def _check(self, name: str, anyio_backend: Any) -> None:
+    def open_store_in(self, directory: Path) -> A | Awaitable[A]:
+        """Open (or create) the store kept in ``directory``, or an awaitable of it (optional)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _backend(anyio_backend: Any) -> tuple[str, dict[str, Any] | None]:
         if isinstance(anyio_backend, tuple):
-            backend, options = anyio_backend
-        else:
-            backend, options = anyio_backend, None
+            return str(anyio_backend[0]), anyio_backend[1]
+        return str(anyio_backend), None
+
+    def _check(self, name: str, anyio_backend: Any) -> None:
+        backend, options = self._backend(anyio_backend)
         overridden = type(self).reopen_store is not AsyncSeqStoreContract.reopen_store
         reopen = self.reopen_store if overridden else None
         with async_subject(
-            self.make_store, reopen, self.tasks, self.max_examples, str(backend), options
+            self.make_store,
+            reopen,
+            self.tasks,
+            self.max_examples,
+            backend,
+            options,
+            self._files(),
+            self.damage_sample,
         ) as subject:
             _run(subject, name)
 
@@ -208,6 +300,22 @@ class AsyncSeqStoreContract(_ContractBase, Generic[A]):
     def test_reopen(self, anyio_backend: Any) -> None:
         """Each kind of change survives a reopen made right after it (durable stores)."""
         self._check("reopen", anyio_backend)
+
+    def test_damage(self, anyio_backend: Any) -> None:
+        """Each damage to each backing file: reopen raises, or reuses nothing (file stores)."""
+        self._check("damage", anyio_backend)
+
+    def test_power_cut(self, anyio_backend: Any) -> None:
+        """Simulated power cuts reuse no number and lose no inbound mark (file stores)."""
+        if type(self).open_store_in is AsyncSeqStoreContract.open_store_in:
+            pytest.skip("no open_store_in() (only stores kept in a directory's files)")
+        from pathlib import Path
+
+        from anyio.from_thread import start_blocking_portal
+
+        backend, options = self._backend(anyio_backend)
+        with start_blocking_portal(backend, options) as portal:
+            self._power_cut(async_opener(lambda path: self.open_store_in(Path(path)), portal))
 
     def test_model(self, anyio_backend: Any) -> None:
         """The Hypothesis state machine: random call sequences against a model."""

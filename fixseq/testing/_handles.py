@@ -111,6 +111,27 @@ class Handle:
     def _reopen_handle(self) -> Handle:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Close the store (``aclose()`` or ``close()``), if it has a way to close.
+
+        Only the damage and power-cut groups close stores: they must put a
+        store's files down before they damage them or open another copy.
+
+        Raises:
+            Violation: Closing raised.
+        """
+        try:
+            self._close()
+        except Violation:
+            raise
+        except Exception as exc:
+            raise fail(
+                self.label, self.name, f"close() raised {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
     @property
     def can_reopen(self) -> bool:
         """True when the check run was given a reopen callable."""
@@ -245,6 +266,11 @@ class SyncHandle(Handle):
         assert self._reopen is not None
         return SyncHandle(self._reopen(self.store), self.label, reopen=self._reopen)
 
+    def _close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()
+
 
 async def maybe_await(value: T | Awaitable[T]) -> T:
     """Return ``value``, awaited first if it is awaitable."""
@@ -289,3 +315,13 @@ class AsyncHandle(Handle):
     async def _reopen_on_loop(self) -> Any:
         assert self._reopen is not None
         return await maybe_await(self._reopen(self.store))
+
+    def _close(self) -> None:
+        self.portal.call(self._close_on_loop)
+
+    async def _close_on_loop(self) -> None:
+        for name in ("aclose", "close"):
+            close = getattr(self.store, name, None)
+            if callable(close):
+                await maybe_await(close())
+                return

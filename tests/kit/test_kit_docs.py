@@ -52,9 +52,9 @@ def test_the_documented_store_passes_its_documented_test_file(
         timeout=240,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "10 passed" in run.stdout, run.stdout
+    assert "12 passed" in run.stdout, run.stdout
 
 
-def test_the_documented_test_file_is_five_lines_of_code() -> None:
+def test_the_documented_test_file_is_a_few_lines_of_code() -> None:
     lines = [line for line in _block("test_jsonstore.py").splitlines() if line.strip()]
-    assert len(lines) <= 8  # two imports, the class, two methods of one or two lines
+    assert len(lines) <= 15  # three imports, the class, four methods of one or two lines
