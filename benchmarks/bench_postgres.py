@@ -17,6 +17,11 @@ Run from the repository root against a throw-away server::
 or with ``FIXSEQ_PG_DSN`` (or ``--dsn``) naming a server: it creates, and drops at the end, a
 table of its own. Targets (issue 6): at least 0.8x the bare loop's throughput, with 1 and 8
 threads (that is, at most 1.25x its time per operation).
+
+Group commit and reservation (issue 10), against the single-thread store: 8 threads on ONE
+store (one session, one connection), whose concurrent calls become one ``last_out = last_out
++ k`` statement per round trip (target: an aggregate at least 3x the single-thread rate, that
+is at most 0.33x its time per number); and one thread with ``reserve=100`` (no target).
 """
 
 from __future__ import annotations
@@ -67,8 +72,8 @@ class Setup:
         create_schema(dsn, table=self.table)
         self.closers: list[Callable[[], object]] = []
 
-    def store(self, session: str) -> PostgresSeqStore:
-        store = PostgresSeqStore(self.dsn, session, table=self.table)
+    def store(self, session: str, reserve: int = 1) -> PostgresSeqStore:
+        store = PostgresSeqStore(self.dsn, session, table=self.table, reserve=reserve)
         self.closers.append(store.close)
         return store
 
@@ -79,15 +84,17 @@ class Setup:
         self.closers.append(conn.close)
         cur = conn.cursor()
 
+        params = (1, session, 1)  # advance by 1
+
         def run(n: int) -> None:
             for _ in range(n):
-                cur.execute(query, (session,))
+                cur.execute(query, params)
                 cur.fetchone()
 
         return run
 
-    def subject(self, session: str) -> Callable[[int], None]:
-        next_out = self.store(session).next_out
+    def subject(self, session: str, reserve: int = 1) -> Callable[[int], None]:
+        next_out = self.store(session, reserve).next_out
 
         def run(n: int) -> None:
             for _ in range(n):
@@ -146,6 +153,7 @@ def main() -> None:
     try:
         k = args.threads
         sync_one = Bench("PostgresSeqStore.next_out, 1 thread", setup.subject("one"))
+        group_store = setup.subject("group")
         pairs = [
             Pair(
                 sync_one,
@@ -176,6 +184,20 @@ def main() -> None:
                 ),
                 max_time_ratio=1.25,
                 target=">= 0.8x bare",
+            ),
+            Pair(
+                threaded(
+                    f"PostgresSeqStore.next_out, {k} threads on ONE store (group commit)",
+                    [group_store] * k,
+                ),
+                sync_one,
+                max_time_ratio=1 / 3,
+                target=">= 3x 1 thread",
+            ),
+            Pair(
+                Bench("PostgresSeqStore.next_out, 1 thread, reserve=100", setup.subject("r", 100)),
+                sync_one,
+                target="(no target)",
             ),
             Pair(async_bench(setup, "async-asyncio", "asyncio"), sync_one, target="(no target)"),
             Pair(async_bench(setup, "async-trio", "trio"), sync_one, target="(no target)"),

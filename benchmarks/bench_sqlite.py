@@ -12,6 +12,12 @@ that is at most 1.25x its time per number.
 Also measured against the same floor (no target; they show what sharing costs
 or gains): 4 threads on one store, 4 threads with a store each, and 4
 processes with a store each, all on one session of one file.
+
+Group commit and reservation (issue 10), against the single-session store
+itself (one thread, one store, one commit per number): 16 threads on 16
+sessions of one database, whose concurrent calls share commits (target: an
+aggregate rate at least 2.5x the single-session rate, that is at most 0.4x its
+time per number); and one thread with ``reserve=100`` (no target).
 """
 
 from __future__ import annotations
@@ -72,19 +78,19 @@ def bare_bench(path: str) -> Bench:
     return Bench("bare sqlite3: BEGIN IMMEDIATE, UPDATE ... RETURNING, COMMIT", run)
 
 
-def store_bench(path: str) -> Bench:
-    store = SqliteSeqStore(path, SESSION)
+def store_bench(path: str, name: str = "SqliteSeqStore.next_out (WAL, FULL)", **kw: int) -> Bench:
+    store = SqliteSeqStore(path, SESSION, **kw)
 
     def run(n: int) -> None:
         next_out = store.next_out
         for _ in range(n):
             next_out()
 
-    return Bench("SqliteSeqStore.next_out (WAL, FULL)", run)
+    return Bench(name, run)
 
 
 def threads_bench(name: str, stores: list[SqliteSeqStore]) -> Bench:
-    """Four threads at once, each taking n numbers from its store (maybe the same one)."""
+    """Threads at once, each taking n numbers from its store (maybe the same one)."""
 
     def run(n: int) -> float:
         start = threading.Barrier(len(stores) + 1)
@@ -169,12 +175,25 @@ def main() -> None:
         one_store = SqliteSeqStore(shared_path, SESSION)
         own_stores = [SqliteSeqStore(shared_path, SESSION) for _ in range(4)]
         workers = Workers(shared_path, 4)
+        group_path = os.path.join(tmp, "group.db")
+        sessions = [SqliteSeqStore(group_path, f"S{i}") for i in range(16)]
+        single_again = store_bench(os.path.join(tmp, "single2.db"), "one thread, one session")
+        reserving = store_bench(
+            os.path.join(tmp, "reserve.db"), "one thread, reserve=100", reserve=100
+        )
         try:
             pairs = [
                 Pair(single, bare, max_time_ratio=1.25, target=">= 0.8x bare (<= 1.25x time)"),
                 Pair(threads_bench("4 threads, one shared store", [one_store] * 4), bare),
-                Pair(threads_bench("4 threads, a store (connection) each", own_stores), bare),
+                Pair(threads_bench("4 threads, a store each (one connection)", own_stores), bare),
                 Pair(Bench("4 processes, a store each", workers.run, ops_per_call=4), bare),
+                Pair(
+                    threads_bench("16 threads on 16 sessions of one database", sessions),
+                    single_again,
+                    max_time_ratio=0.4,
+                    target=">= 2.5x one session (<= 0.4x time)",
+                ),
+                Pair(reserving, single_again),
             ]
             run_pairs(
                 pairs,
@@ -186,7 +205,7 @@ def main() -> None:
         finally:
             workers.close()
             one_store.close()
-            for store in own_stores:
+            for store in own_stores + sessions:
                 store.close()
 
 

@@ -95,6 +95,21 @@ def check_created_at(value: object) -> datetime.datetime:
     return value.astimezone(_UTC)
 
 
+class _NoLock:
+    """A context manager that locks nothing (the counter lock of a shared store)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
 class SeqCounters:
     """A session's two sequence counters, guarded by one ``threading.Lock``.
 
@@ -111,7 +126,10 @@ class SeqCounters:
         InvalidSeqNumError: A seed is outside ``1..MAX_SEQ_NUM``.
         ValueError: ``created_at`` is naive.
 
-    Every method is safe to call from any number of threads. After
+    Every method is safe to call from any number of threads. (A shared
+    store, whose backend holds the truth, does not hold this lock across its
+    backend calls: concurrent calls reach the store together and share a
+    commit.) After
     :meth:`close`, every method but ``close`` raises
     :class:`~fixseq.StoreClosedError`.
     """
@@ -155,6 +173,8 @@ class SeqCounters:
         self._reserve = 1
         self._stored_out = next_out
         self._reserve_ticket = 0
+        if self._shared:
+            self._init_shared()
 
     # -- hooks for durable stores -------------------------------------------
 
@@ -189,7 +209,7 @@ class SeqCounters:
             self._stored_out = next_out
 
     def _set_reserve(self, reserve: object) -> None:
-        """Let next_out hand out ``reserve`` numbers per durable write (single-writer stores).
+        """Let next_out hand out ``reserve`` numbers per durable write (or per backend call).
 
         Raises:
             TypeError: ``reserve`` is not an ``int``.
@@ -206,17 +226,136 @@ class SeqCounters:
 
         A store whose backend other processes change too (SQLite, PostgreSQL)
         sets ``_shared = True`` and keeps no counter of its own: every call is
-        one atomic operation in the backend, run here with the lock held, after
-        the core has validated ``seq_num`` and checked the store is open. ``op``
-        is one of ``"read"``, ``"next_out"`` (advance by one), ``"observed_in"``
-        (raise the inbound mark to ``seq_num + 1`` if that is higher),
-        ``"reset"``, ``"set_next_out"`` and ``"set_next_in"``. Return
-        ``(next_out, next_in, created)`` after the operation, or ``None`` from
-        ``"next_out"`` when the counter is already past ``MAX_SEQ_NUM``. An
+        one atomic operation in the backend, run after the core has validated
+        ``seq_num`` and checked the store is open. The core holds no lock
+        around it, so concurrent calls on one store reach the store together
+        and it can commit them as a group; the store serialises the use of its
+        connection itself. ``op`` is one of ``"read"``, ``"next_out"``
+        (advance by ``seq_num`` numbers at once: 1, or the reservation
+        block), ``"observed_in"`` (raise the inbound mark to ``seq_num + 1``
+        if that is higher), ``"reset"``, ``"set_next_out"`` and
+        ``"set_next_in"``. Return ``(next_out, next_in, created)`` after the
+        operation, or ``None`` from ``"next_out"`` when fewer than ``seq_num``
+        numbers are left below ``MAX_SEQ_NUM + 1`` (nothing changed). An
         exception propagates to the caller and does not stop the store (the
         backend, not this process, holds the truth).
         """
         raise NotImplementedError
+
+    def _give_back(self, reserved_end: int, next_out: int) -> None:
+        """Shared stores with a reservation: return its unused numbers on close.
+
+        Set the stored next_out to ``next_out`` only if it still is
+        ``reserved_end`` (compare-and-set): if another store advanced the
+        counter since, leave it alone (the unused numbers stay a gap, never
+        reused).
+        """
+        raise NotImplementedError
+
+    # -- the shared path (no counter lock: the backend holds the truth) -----------
+
+    def _init_shared(self) -> None:
+        # The counter lock guards nothing of a shared store's that a call needs
+        # while it runs in the backend: it becomes a no-op, so concurrent calls
+        # reach _apply together and the store can commit them as one group.
+        # _shared_cond guards the closed state, the calls in flight (close waits for
+        # them) and the reservation block [_block_next, _block_end).
+        self._lock = _NO_LOCK  # type: ignore[assignment]
+        self._shared_cond = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._block_next = self._block_end = 0
+        self._block_lock = threading.Lock()  # one refill (or exact write) at a time
+
+    def _enter_shared(self) -> None:
+        with self._shared_cond:
+            if self._closed:
+                self._raise_unusable()
+            self._in_flight += 1
+
+    def _leave_shared(self) -> None:
+        with self._shared_cond:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._closed:
+                self._shared_cond.notify_all()
+
+    def _shared_apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime]:
+        self._enter_shared()
+        try:
+            state = self._apply_checked(op, seq_num)
+        finally:
+            self._leave_shared()
+        self._next_out, self._next_in, self._created = state  # last seen, for repr only
+        return state
+
+    def _shared_read(self) -> tuple[int, int, datetime.datetime]:
+        next_out, next_in, created = self._shared_apply("read", 0)
+        with self._shared_cond:
+            if self._block_next < self._block_end:
+                next_out = self._block_next  # the backend holds our block's end
+        return next_out, next_in, created
+
+    def _shared_change(self, op: str, seq_num: int) -> int:
+        if self._reserve == 1:
+            if op == "next_out":
+                return self._shared_apply(op, 1)[0] - 1
+            self._shared_apply(op, seq_num)
+            return 0
+        if op == "next_out":
+            with self._shared_cond:  # from the block in memory: no backend call
+                if self._closed:
+                    self._raise_unusable()
+                if self._block_next < self._block_end:
+                    self._block_next += 1
+                    return self._block_next - 1
+        if op not in ("next_out", "reset", "set_next_out"):
+            self._shared_apply(op, seq_num)
+            return 0
+        with self._block_lock:
+            with self._shared_cond:
+                if op != "next_out":
+                    # An exact value ends the block; its unused numbers are
+                    # overwritten by the exact value itself.
+                    self._block_next = self._block_end = 0
+                elif self._block_next < self._block_end:  # refilled while we waited
+                    self._block_next += 1
+                    return self._block_next - 1
+            if op != "next_out":
+                self._shared_apply(op, seq_num)
+                return 0
+            count = self._reserve
+            self._enter_shared()
+            try:
+                state = self._apply(op, count)
+                if state is None:  # fewer than a block left: take them one at a time
+                    count = 1
+                    state = self._apply_checked(op, count)
+                first = state[0] - count
+                with self._shared_cond:
+                    # Still in flight: a close() waiting for us then sees this block
+                    # and gives its unused numbers back.
+                    self._block_next, self._block_end = first + 1, state[0]
+            finally:
+                self._leave_shared()
+            self._next_out, self._next_in, self._created = state
+            return first
+
+    def _close_shared(self) -> None:
+        with self._shared_cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._fast_limit = 0
+            # Calls already in the backend finish first (they may share the
+            # connection with other stores' calls); new ones see the store closed.
+            while self._in_flight:
+                self._shared_cond.wait()
+            block = (self._block_end, self._block_next)
+            self._block_next = self._block_end = 0
+        try:
+            if block[1] < block[0]:
+                self._give_back(*block)
+        finally:
+            self._release()
 
     # -- internals (lock held) -----------------------------------------------
 
@@ -233,7 +372,7 @@ class SeqCounters:
             if self._closed or self._failure is not None:
                 self._raise_unusable()
             if self._shared:
-                self._next_out, self._next_in, self._created = self._apply_checked("read", 0)
+                return self._shared_read()
         return self._next_out, self._next_in, self._created
 
     def _apply_checked(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime]:
@@ -253,9 +392,7 @@ class SeqCounters:
         if self._closed or self._failure is not None:
             self._raise_unusable()
         if self._shared:
-            next_out, next_in, created = self._apply_checked(op, seq_num)
-            self._next_out, self._next_in, self._created = next_out, next_in, created
-            return next_out - 1, 0
+            return self._shared_change(op, seq_num), 0
         next_out, next_in, created = self._next_out, self._next_in, self._created
         if op == "next_out":
             if next_out > MAX_SEQ_NUM:
@@ -467,6 +604,8 @@ class SeqCounters:
         A store that fail-stopped after an I/O error can still be closed. After
         close every other method raises :class:`~fixseq.StoreClosedError`.
         """
+        if self._shared:
+            return self._close_shared()
         with self._write_lock:  # no write in flight while we close
             with self._lock:
                 if self._closed:

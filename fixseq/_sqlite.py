@@ -6,6 +6,13 @@ transaction on the database, so any number of connections, threads and
 processes can use one session of one file and together hand out each outbound
 number exactly once. The layout, the opening checks and the error boundary are
 in :mod:`fixseq._sqlite_db`.
+
+Group commit: all stores of one process on one database file (same real path,
+same ``synchronous`` and ``busy_timeout``) share one connection, a
+:class:`_Database`. Concurrent calls on them queue on its
+:class:`~fixseq._group.Batcher`; one leader runs every queued call in one
+``BEGIN IMMEDIATE ... COMMIT``, so one commit (one device sync) acknowledges
+them all, and each caller gets the result of its own statement.
 """
 
 from __future__ import annotations
@@ -14,15 +21,19 @@ import datetime
 import functools
 import os
 import sqlite3
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
 from ._core import SeqCounters, check_session_name, utc_now
+from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._sqlite_db import (
     DEFAULT_BUSY_TIMEOUT,
+    GIVE_BACK,
     INSERT_SESSION,
     RETURNING,
     SELECT,
@@ -44,6 +55,8 @@ from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from typing_extensions import Self
 
 __all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions"]
@@ -53,7 +66,115 @@ __all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions"]
 _HAS_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _State = tuple[int, int, datetime.datetime]
+#: One call in a group: the store, the operation, its number and (give_back) a second one.
+_Item = tuple["SqliteSeqStore", str, int, int]
 _getpid = os.getpid  # one name, so a test can play a forked child
+
+
+def _commit(cur: sqlite3.Cursor) -> None:
+    """Commit the group's transaction (one name, so a test can make it fail)."""
+    cur.execute("COMMIT")
+
+
+# -- one database file's connection and group commit, shared by its stores --------------
+
+
+class _Database:
+    """One database file's connection in this process, and the group commit over it.
+
+    Every store of the process on the file (with the same ``synchronous`` and
+    ``busy_timeout``) uses it; the last one to close closes the connection.
+    ``mutex`` serialises the connection's use: a group's transaction, or a
+    store opening its session.
+    """
+
+    def __init__(self, db: str, synchronous: str, busy_timeout: float) -> None:
+        self.boundary = Boundary(db, busy_timeout)
+        self.mutex = threading.Lock()
+        self.users = 0
+        self.batcher: Batcher[_Item, _State | None] = Batcher(self._run)
+        with self.boundary:
+            self.conn = connect(db, writable=True, busy_timeout=busy_timeout)
+            try:
+                cur = self.cur = self.conn.cursor()
+                cur.execute(f"PRAGMA synchronous = {synchronous}")  # one of four checked words
+                if synchronous in ("FULL", "EXTRA"):
+                    # macOS's fsync stops short of the drive's cache; F_FULLFSYNC does not.
+                    cur.execute("PRAGMA fullfsync = ON")
+                    cur.execute("PRAGMA checkpoint_fullfsync = ON")
+                # A hostile file's schema runs no functions:
+                cur.execute("PRAGMA trusted_schema = OFF")
+                cur.execute("PRAGMA cell_size_check = ON")  # damaged pages are caught sooner
+            except BaseException:
+                self.conn.close()
+                raise
+
+    def _run(self, items: Sequence[_Item]) -> list[_State | BaseException | None]:
+        """Run a group of calls in one transaction; a failed commit fails them all."""
+        cur = self.cur
+        write = any(op != "read" for _, op, _, _ in items)
+        isolate = len(items) > 1 and write
+        outcomes: list[_State | BaseException | None] = []
+        with self.mutex, self.boundary:
+            if not write and len(items) == 1:
+                # One SELECT in autocommit mode is one read transaction.
+                store, op, seq_num, extra = items[0]
+                return [store._do(cur, op, seq_num, extra)]
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                for store, op, seq_num, extra in items:
+                    # A savepoint per call in a group: a call that fails on its own
+                    # (its row vanished or holds garbage) is undone alone, and the
+                    # others still commit. A sqlite3 error fails the whole group.
+                    if isolate:
+                        cur.execute("SAVEPOINT fixseq_call")
+                    try:
+                        outcomes.append(store._do(cur, op, seq_num, extra))
+                    except SeqStoreError as exc:
+                        if not isolate:
+                            raise
+                        cur.execute("ROLLBACK TO fixseq_call")
+                        outcomes.append(exc)
+                    if isolate:
+                        cur.execute("RELEASE fixseq_call")
+                _commit(cur)
+            except BaseException:
+                rollback(self.conn)
+                raise
+        return outcomes
+
+    def close(self) -> None:
+        with self.mutex, self.boundary:
+            self.conn.close()
+
+
+# The open databases of this process by (real path, synchronous, busy_timeout, pid).
+# Weak values: stores dropped without close() take their database with them.
+_DATABASES: weakref.WeakValueDictionary[tuple[str, str, float, int], _Database] = (
+    weakref.WeakValueDictionary()
+)
+_DATABASES_LOCK = threading.Lock()
+
+
+def _acquire(db: str, synchronous: str, busy_timeout: float) -> _Database:
+    key = (os.path.realpath(db), synchronous, busy_timeout, _getpid())
+    with _DATABASES_LOCK:
+        database = _DATABASES.get(key)
+        if database is None:
+            database = _DATABASES[key] = _Database(db, synchronous, busy_timeout)
+        database.users += 1
+        return database
+
+
+def _release(database: _Database) -> None:
+    with _DATABASES_LOCK:
+        database.users -= 1
+        if database.users:
+            return
+        for key, value in list(_DATABASES.items()):
+            if value is database:
+                del _DATABASES[key]
+    database.close()
 
 
 # -- the store --------------------------------------------------------------------
@@ -85,6 +206,12 @@ class SqliteSeqStore(SeqCounters):
     nothing (no number was handed out), and the store is not stopped: the
     next call tries the database again.
 
+    Group commit: the stores of one process on one database share one
+    connection, and calls made at the same time (from threads, or from
+    async tasks through the twin) share one transaction and its commit. Each
+    still gets its own exact result only after that commit; a failed commit
+    fails every call in it.
+
     Args:
         path: The database file.
         session: The session's name: any non-empty text, kept exactly (no case
@@ -100,12 +227,21 @@ class SqliteSeqStore(SeqCounters):
             session.
         busy_timeout: Seconds a call waits for another connection's
             transaction before it raises :class:`~fixseq.StoreLockedError`.
+        reserve: How many outbound numbers one commit reserves (default 1:
+            none held back). With ``reserve=K`` the store advances the stored
+            counter by K in one commit and hands the block out from memory;
+            after a crash the session resumes above the block (a gap of at
+            most K numbers, never a reused one), and :meth:`close`,
+            :meth:`set_next_out` and :meth:`reset` give the unused part back.
+            Each store holds its own block, so several writers of one session
+            get unique numbers but not in order: use it with one writer per
+            session. Inbound is never reserved.
 
     Raises:
         TypeError: An argument has the wrong type.
         ValueError: ``session`` or ``path`` is empty or contains NUL;
             ``synchronous`` is not one of the four levels; ``busy_timeout`` is
-            negative or not finite.
+            negative or not finite; ``reserve`` is below 1.
         CorruptStoreError: The file is not a SQLite database or is damaged; it
             has a ``fixseq_sessions`` table fixseq did not make; or the
             session's row holds values out of range.
@@ -125,6 +261,7 @@ class SqliteSeqStore(SeqCounters):
         synchronous: str = "FULL",
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        reserve: int = 1,
     ) -> None:
         db = check_path(path)
         session = check_session_name(session)
@@ -133,6 +270,7 @@ class SqliteSeqStore(SeqCounters):
         if not isinstance(create, bool):
             raise TypeError(f"create must be a bool, not {type(create).__name__}")
         super().__init__()
+        self._set_reserve(reserve)
         self._db = db
         self._session = session
         self._synchronous = level
@@ -148,24 +286,17 @@ class SqliteSeqStore(SeqCounters):
                     f"SQLite database {db} does not exist and create=False: fixseq will not "
                     f"start session {show(session)} again at 1"
                 )
-            self._conn = connect(db, writable=True, busy_timeout=busy_timeout)
+        database = self._database = _acquire(db, level, busy_timeout)
+        self._conn = database.conn
         try:
-            with self._boundary:
-                state = self._open(create)
+            with database.mutex, self._boundary:
+                state = self._open(database.cur, create)
         except BaseException:
-            self._conn.close()
+            _release(database)
             raise
         self._restore(*state)
 
-    def _open(self, create: bool) -> _State:
-        cur = self._cur = self._conn.cursor()
-        cur.execute(f"PRAGMA synchronous = {self._synchronous}")  # one of four checked words
-        if self._synchronous in ("FULL", "EXTRA"):
-            # macOS's fsync stops short of the drive's cache; F_FULLFSYNC does not.
-            cur.execute("PRAGMA fullfsync = ON")
-            cur.execute("PRAGMA checkpoint_fullfsync = ON")
-        cur.execute("PRAGMA trusted_schema = OFF")  # a hostile file's schema runs no functions
-        cur.execute("PRAGMA cell_size_check = ON")  # damaged pages are caught sooner
+    def _open(self, cur: sqlite3.Cursor, create: bool) -> _State:
         # A read pass first: opening an existing session takes no write lock. Only
         # if the table or the row is missing (and create is True) does a write
         # pass, which checks again under the lock, create them.
@@ -210,6 +341,12 @@ class SqliteSeqStore(SeqCounters):
     # -- the shared-store hooks of the core --------------------------------------
 
     def _apply(self, op: str, seq_num: int) -> _State | None:
+        return self._submit(op, seq_num, 0)
+
+    def _give_back(self, reserved_end: int, next_out: int) -> None:
+        self._submit("give_back", reserved_end - 1, next_out - 1)
+
+    def _submit(self, op: str, seq_num: int, extra: int) -> _State | None:
         if _getpid() != self._pid:
             # SQLite's rule: a connection must not cross a fork(). Using it in the
             # child could corrupt the database the parent is still using.
@@ -217,19 +354,17 @@ class SqliteSeqStore(SeqCounters):
                 f"SQLite database {self._db}: this store was opened in process {self._pid} "
                 f"and cannot be used in process {_getpid()} (after a fork); open a new one"
             )
-        cur = self._cur
-        with self._boundary:
-            if op == "read":
-                # One SELECT in autocommit mode is one read transaction.
-                return self._state(cur.execute(SELECT, (self._session,)).fetchall())
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                state = self._write(cur, op, seq_num)
-                cur.execute("COMMIT")
-            except BaseException:
-                rollback(self._conn)
-                raise
-            return state
+        # Joins the group commit of every store of this process on the database.
+        return self._database.batcher.submit((self, op, seq_num, extra))
+
+    def _do(self, cur: sqlite3.Cursor, op: str, seq_num: int, extra: int) -> _State | None:
+        """Do ``op`` inside the group's open transaction; return the state after it."""
+        if op == "read":
+            return self._state(cur.execute(SELECT, (self._session,)).fetchall())
+        if op == "give_back":  # compare-and-set: only if nobody advanced past our block
+            cur.execute(GIVE_BACK, (self._session, seq_num, extra))
+            return None
+        return self._write(cur, op, seq_num)
 
     def _write(self, cur: sqlite3.Cursor, op: str, seq_num: int) -> _State | None:
         """Do ``op`` inside the open write transaction; return the state after it."""
@@ -239,7 +374,9 @@ class SqliteSeqStore(SeqCounters):
             value = format_created(utc_now())
         else:  # observed_in(n) stores last_in = n; set_next_*(n) store n - 1
             value = seq_num if op == "observed_in" else seq_num - 1
-        params = (self._session, value)
+        params: tuple[object, ...] = (self._session, value)
+        if op == "next_out":
+            params += (seq_num,)  # advance by seq_num numbers (a reservation block)
         if _HAS_RETURNING:
             rows = cur.execute(UPDATES[op] + RETURNING, params).fetchall()
         else:
@@ -251,7 +388,7 @@ class SqliteSeqStore(SeqCounters):
         # mark, or the row is gone (which _state reports).
         state = self._state(cur.execute(SELECT, (self._session,)).fetchall())
         if op == "next_out":
-            if state[0] <= MAX_SEQ_NUM:  # pragma: no cover - the row passed its range check
+            if state[0] - 1 + seq_num <= MAX_SEQ_NUM:  # pragma: no cover - range checked
                 raise CorruptStoreError(f"SQLite database {self._db}: next_out did not advance")
             return None
         return state
@@ -277,8 +414,7 @@ class SqliteSeqStore(SeqCounters):
         return last_out + 1, last_in + 1, self._created_dt
 
     def _release(self) -> None:
-        with self._boundary:
-            self._conn.close()
+        _release(self._database)
 
     # -- public extras ------------------------------------------------------------
 
@@ -325,6 +461,7 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
         synchronous: As :class:`SqliteSeqStore`.
         create: As :class:`SqliteSeqStore`.
         busy_timeout: As :class:`SqliteSeqStore`.
+        reserve: As :class:`SqliteSeqStore`.
 
     Raises:
         TypeError: As :class:`SqliteSeqStore`.
@@ -340,10 +477,16 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
         synchronous: str = "FULL",
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        reserve: int = 1,
     ) -> None:
         super().__init__(
             SqliteSeqStore(
-                path, session, synchronous=synchronous, create=create, busy_timeout=busy_timeout
+                path,
+                session,
+                synchronous=synchronous,
+                create=create,
+                busy_timeout=busy_timeout,
+                reserve=reserve,
             )
         )
 
@@ -356,6 +499,7 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
         synchronous: str = "FULL",
         create: bool = True,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        reserve: int = 1,
     ) -> Self:
         """Open the store in a worker thread, without blocking the event loop.
 
@@ -378,6 +522,7 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
             synchronous=synchronous,
             create=create,
             busy_timeout=busy_timeout,
+            reserve=reserve,
         )
         with anyio.CancelScope(shield=True):
             store = await offload(opener)

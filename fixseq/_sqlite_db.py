@@ -71,8 +71,9 @@ UPDATES: Final = {
     # only on a counter in range (a damaged one matches nothing, and the SELECT
     # that follows reports it); the absolute ones overwrite, which is how a
     # damaged row is repaired.
-    "next_out": "UPDATE fixseq_sessions SET last_out = last_out + 1 WHERE session = ?1 "
-    "AND typeof(last_out) = 'integer' AND last_out >= 0 AND last_out < ?2",
+    # ?3: how many numbers (1, or a reservation block); none if fewer are left.
+    "next_out": "UPDATE fixseq_sessions SET last_out = last_out + ?3 WHERE session = ?1 "
+    "AND typeof(last_out) = 'integer' AND last_out >= 0 AND last_out <= ?2 - ?3",
     "observed_in": "UPDATE fixseq_sessions SET last_in = ?2 WHERE session = ?1 "
     "AND typeof(last_in) = 'integer' AND last_in >= 0 AND last_in < ?2",
     "reset": "UPDATE fixseq_sessions SET last_out = 0, last_in = 0, created = ?2 "
@@ -80,6 +81,8 @@ UPDATES: Final = {
     "set_next_out": "UPDATE fixseq_sessions SET last_out = ?2 WHERE session = ?1",
     "set_next_in": "UPDATE fixseq_sessions SET last_in = ?2 WHERE session = ?1",
 }
+# Returning a reservation's unused numbers: only if last_out is still the block's end.
+GIVE_BACK: Final = "UPDATE fixseq_sessions SET last_out = ?3 WHERE session = ?1 AND last_out = ?2"
 
 _sleep = time.sleep  # one name, so a test can see the waits
 
@@ -236,8 +239,9 @@ def connect(db: str, *, writable: bool, busy_timeout: float) -> sqlite3.Connecti
     """Open ``db`` (never creating it: fixseq creates the file itself, 0600)."""
     uri = "file:" + urllib.parse.quote(os.fsencode(db)) + ("?mode=rw" if writable else "?mode=ro")
     # isolation_level=None: no implicit transactions; fixseq writes BEGIN and
-    # COMMIT itself. check_same_thread=False: the core's lock serialises every
-    # use of the connection, so any thread may make the call.
+    # COMMIT itself. check_same_thread=False: the database's mutex serialises
+    # every use of the connection (a group's leader, or a store opening), so
+    # any thread may make the call.
     return sqlite3.connect(
         uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )

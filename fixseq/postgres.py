@@ -5,11 +5,12 @@ that must continue from the exact numbers the other reached. Needs the extra
 ``fixseq[postgres]`` (psycopg 3 and psycopg-pool); ``import fixseq`` alone
 never imports psycopg.
 
-Every call is ONE statement in autocommit, ``UPDATE ... RETURNING`` on the
-session's row (:meth:`PostgresSeqStore._apply`), so the server, not this
-process, holds the truth: a number is handed out only after the server has
-committed the advance past it, two callers anywhere never get the same
-number, and the inbound mark never regresses.
+Every call is a committed ``UPDATE ... RETURNING`` on the session's row
+(:meth:`PostgresSeqStore._apply`), so the server, not this process, holds the
+truth: a number is handed out only after the server has committed the advance
+past it, two callers anywhere never get the same number, and the inbound mark
+never regresses. Calls made at the same time share a statement or a pipelined
+transaction (group commit, :func:`_group_on`), each still with its own result.
 
 The table (default ``fixseq_sessions``), format 1::
 
@@ -31,12 +32,15 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
+import weakref
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 import anyio.lowlevel
 
 from ._core import SeqCounters, check_session_name
+from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError
@@ -51,7 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a child process by
     ) from exc
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import TypeAlias
 
     from psycopg_pool import ConnectionPool
@@ -76,6 +80,8 @@ _IDENT = "[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE_RE = re.compile(rf"(?:({_IDENT})\.)?({_IDENT})")
 _UTC = datetime.timezone.utc
 _State = tuple[int, int, datetime.datetime]
+#: One call in a group: the store, the operation, its number and (give_back) a second one.
+_Item = tuple["PostgresSeqStore", str, int, int]
 
 # -- validation ------------------------------------------------------------------------
 
@@ -109,10 +115,14 @@ class _Queries:
 
         ret = " RETURNING last_out, last_in, created_at"
         self.read = render("SELECT last_out, last_in, created_at FROM {t} WHERE session = %s")
-        # last_out < MAX: the advance past MAX_SEQ_NUM is refused in the same statement.
+        # Advance by k (1, several callers' 1s in one group, or a reservation block); an
+        # advance past MAX_SEQ_NUM is refused in the same statement.
         self.next_out = render(
-            "UPDATE {t} SET last_out = last_out + 1 WHERE session = %s AND last_out < {max}" + ret
+            "UPDATE {t} SET last_out = last_out + %s WHERE session = %s "
+            "AND last_out <= {max} - %s" + ret
         )
+        # A reservation's unused numbers go back only if nobody advanced past the block.
+        self.give_back = render("UPDATE {t} SET last_out = %s WHERE session = %s AND last_out = %s")
         self.observed_in = render(
             "UPDATE {t} SET last_in = GREATEST(last_in, %s) WHERE session = %s" + ret
         )
@@ -326,6 +336,119 @@ def _state(row: Any, session: str) -> _State:
     return last_out + 1, last_in + 1, created.astimezone(_UTC)
 
 
+# -- group commit ------------------------------------------------------------------------
+
+
+def _run_group(items: Sequence[_Item]) -> list[_State | BaseException | None]:
+    """Run a group of calls on one connection (the first store's, or one of their pool's)."""
+    return cast(
+        "list[_State | BaseException | None]",
+        items[0][0]._call(f"a group of {len(items)} calls", _group_on, items),
+    )
+
+
+class _Plan:
+    """One statement of a group, and the calls (by index) it answers."""
+
+    __slots__ = ("count", "extra", "indexes", "op", "seq_num", "store")
+
+    def __init__(self, store: PostgresSeqStore, op: str, seq_num: int, extra: int) -> None:
+        self.store, self.op, self.seq_num, self.extra = store, op, seq_num, extra
+        self.indexes: list[int] = []
+        self.count = 0  # next_out: the numbers all its calls take together
+
+
+def _group_on(
+    cur: psycopg.Cursor[Any], items: Sequence[_Item]
+) -> list[_State | BaseException | None]:
+    """Run every call of a group in as few statements and round trips as the protocol allows.
+
+    All ``next_out`` calls on one session become ONE ``last_out = last_out + k``
+    statement whose new value hands each caller its own numbers, in queue
+    order. If that leaves one statement, it runs alone (one round trip, one
+    commit); several run as one transaction in pipeline mode (one round trip,
+    one commit). Calls in a group were all waiting at once, so any order
+    among them is a valid order.
+    """
+    plans: list[_Plan] = []
+    merged: dict[tuple[str, str], _Plan] = {}
+    for index, (store, op, seq_num, extra) in enumerate(items):
+        key = (store._table.regclass, store._session)
+        plan = merged.get(key) if op == "next_out" else None
+        if plan is None:
+            plan = _Plan(store, op, seq_num, extra)
+            plans.append(plan)
+            if op == "next_out":
+                merged[key] = plan
+        plan.indexes.append(index)
+        plan.count += seq_num
+    outcomes: list[_State | BaseException | None] = [None] * len(items)
+    if len(plans) == 1:
+        plan = plans[0]
+        query, params = plan.store._statement(plan.op, plan.count, plan.extra)
+        if plan.op == "give_back":
+            _exec(cur, query, params)
+            rows: list[Any] = [None]
+        else:
+            rows = [_run(cur, query, params)]
+    else:
+        conn = cur.connection
+        cursors: list[psycopg.Cursor[Any] | None] = []
+        with conn.pipeline(), conn.transaction():
+            for plan in plans:
+                query, params = plan.store._statement(plan.op, plan.count, plan.extra)
+                cursors.append(conn.cursor().execute(query, params))
+                if plan.op == "give_back":
+                    cursors[-1] = None  # no row to fetch
+        rows = [None if c is None else c.fetchone() for c in cursors]
+    for plan, row in zip(plans, rows, strict=True):
+        store = plan.store
+        if plan.op == "give_back":
+            continue
+        if row is None and plan.op == "next_out":
+            # Refused (fewer numbers left than the group asked for) or the row is gone:
+            # each call again on its own, so each gets its own exact answer.
+            for index in plan.indexes:
+                try:
+                    outcomes[index] = store._apply_on(cur, "next_out", items[index][2], 0)
+                except SeqStoreError as exc:
+                    outcomes[index] = exc
+            continue
+        if row is None:
+            outcomes[plan.indexes[0]] = store._vanished_error()
+            continue
+        try:
+            state = _state(row, store._session)
+        except SeqStoreError as exc:
+            for index in plan.indexes:
+                outcomes[index] = exc
+            continue
+        if plan.op != "next_out":
+            outcomes[plan.indexes[0]] = state
+            continue
+        # The block plan.count wide ends at state's next_out; its calls take it in order.
+        taken = state[0] - plan.count
+        for index in plan.indexes:
+            taken += items[index][2]
+            outcomes[index] = (taken, state[1], state[2])
+    return outcomes
+
+
+# One batcher per pool: the stores sharing a pool share their groups.
+_POOL_BATCHERS: weakref.WeakKeyDictionary[Any, Batcher[_Item, _State | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_POOL_BATCHERS_LOCK = threading.Lock()
+
+
+def _pool_batcher(pool: ConnectionPool[Any]) -> Batcher[_Item, _State | None]:
+    with _POOL_BATCHERS_LOCK:
+        batcher = _POOL_BATCHERS.get(pool)
+        if batcher is None:
+            batcher = _POOL_BATCHERS[pool] = Batcher(_run_group)
+        return batcher
+
+
 # -- the store -------------------------------------------------------------------------
 
 
@@ -344,6 +467,13 @@ class PostgresSeqStore(SeqCounters):
     :class:`~fixseq.StoreIOError` and hands out nothing; the next call
     reconnects (or takes another connection from the pool).
 
+    Group commit: calls made at the same time on one store (or on stores
+    sharing a pool) share statements and round trips: all ``next_out`` calls
+    on one session become one ``last_out = last_out + k`` statement that
+    hands each caller its own numbers; other calls join the same
+    transaction, sent in pipeline mode. A lone call runs at once. A failed
+    statement or commit fails every call of its group.
+
     Args:
         conninfo_or_pool: A libpq connection string or URL (``"host=... dbname=..."``,
             ``"postgresql://..."``), or an open ``psycopg_pool.ConnectionPool``
@@ -356,12 +486,22 @@ class PostgresSeqStore(SeqCounters):
             counters at 1). With ``create=False`` a missing table or row raises
             :class:`~fixseq.SeqStoreError` and nothing is created: a lost
             database must never look like a new session.
+        reserve: How many outbound numbers one statement reserves (default 1:
+            none held back). With ``reserve=K`` the store advances the stored
+            counter by K in one statement and hands the block out from memory;
+            after a crash the session resumes above the block (a gap of at
+            most K numbers, never a reused one), and :meth:`close`,
+            :meth:`set_next_out` and :meth:`reset` give the unused part back.
+            Each store holds its own block, so several writers of one session
+            get unique numbers but not in order: use it with one writer per
+            session (an engine, or an active/standby pair). Inbound is never
+            reserved.
 
     Raises:
         TypeError: ``session`` or ``table`` is not a str, or
             ``conninfo_or_pool`` is neither a str nor a ``ConnectionPool``.
         ValueError: ``session`` is empty or holds NUL; ``table`` is not a
-            valid identifier.
+            valid identifier; ``reserve`` is below 1.
         StoreIOError: The server cannot be reached.
         CorruptStoreError: The table exists but fixseq did not make it, or
             the row holds counters out of range.
@@ -378,6 +518,7 @@ class PostgresSeqStore(SeqCounters):
         *,
         table: str = DEFAULT_TABLE,
         create: bool = True,
+        reserve: int = 1,
     ) -> None:
         session = check_session_name(session)
         parsed = _Table(table)
@@ -390,6 +531,10 @@ class PostgresSeqStore(SeqCounters):
         self._conninfo = cast("str", conninfo_or_pool) if pool is None else None
         self._conn: psycopg.Connection[Any] | None = None
         self._cur: psycopg.Cursor[Any] | None = None  # reused: one per connection
+        # Group commit: concurrent calls on this store (or on every store of its pool)
+        # share statements and round trips; the batcher's leader alone uses the connection.
+        self._batcher = Batcher(_run_group) if pool is None else _pool_batcher(pool)
+        self._set_reserve(reserve)
         try:
             state = self._call("open", self._open, create)
         except BaseException:
@@ -397,7 +542,7 @@ class PostgresSeqStore(SeqCounters):
             raise
         self._restore(*state)
 
-    # -- connection handling (called with the core's lock held, or from __init__) ------
+    # -- connection handling (called by a group's leader, or from __init__) ------------
 
     def _open(self, cur: psycopg.Cursor[Any], create: bool) -> _State:
         _ensure_table(cur.connection, self._table, self._queries, create=create)
@@ -466,35 +611,48 @@ class PostgresSeqStore(SeqCounters):
     # -- the core's shared-store hooks -------------------------------------------------
 
     def _apply(self, op: str, seq_num: int) -> _State | None:
-        """Do ``op`` as one statement on the session's row and return the new state."""
-        return cast("_State | None", self._call(op, self._apply_on, op, seq_num))
+        """Do ``op`` on the session's row, in a group with concurrent calls; return the state."""
+        return self._batcher.submit((self, op, seq_num, 0))
 
-    def _apply_on(self, cur: psycopg.Cursor[Any], op: str, seq_num: int) -> _State | None:
+    def _give_back(self, reserved_end: int, next_out: int) -> None:
+        self._batcher.submit((self, "give_back", reserved_end - 1, next_out - 1))
+
+    def _statement(self, op: str, seq_num: int, extra: int) -> tuple[str, tuple[object, ...]]:
+        """The statement doing ``op`` on the session's row, and its parameters."""
         queries, key = self._queries, self._session
-        if op == "next_out":
-            row = _run(cur, queries.next_out, (key,))
-            if row is None:
-                if _run(cur, queries.read, (key,)) is not None:
-                    return None  # the row is there: the guard refused, MAX_SEQ_NUM was reached
-                self._vanished()
-        elif op == "read":
-            row = _run(cur, queries.read, (key,))
-        elif op == "observed_in":
-            row = _run(cur, queries.observed_in, (seq_num, key))
-        elif op == "reset":
-            row = _run(cur, queries.reset, (key,))
-        elif op == "set_next_out":
-            row = _run(cur, queries.set_next_out, (seq_num - 1, key))
-        elif op == "set_next_in":
-            row = _run(cur, queries.set_next_in, (seq_num - 1, key))
-        else:  # pragma: no cover - internal misuse
-            raise AssertionError(op)
+        if op == "next_out":  # seq_num: how many numbers
+            return queries.next_out, (seq_num, key, seq_num)
+        if op == "read":
+            return queries.read, (key,)
+        if op == "observed_in":
+            return queries.observed_in, (seq_num, key)
+        if op == "reset":
+            return queries.reset, (key,)
+        if op == "set_next_out":
+            return queries.set_next_out, (seq_num - 1, key)
+        if op == "set_next_in":
+            return queries.set_next_in, (seq_num - 1, key)
+        if op == "give_back":  # seq_num: the expected last_out; extra: the new one
+            return queries.give_back, (extra, key, seq_num)
+        raise AssertionError(op)  # pragma: no cover - internal misuse
+
+    def _apply_on(
+        self, cur: psycopg.Cursor[Any], op: str, seq_num: int, extra: int
+    ) -> _State | None:
+        """Do one call as one statement on its own (a lone call, or a refused group's)."""
+        query, params = self._statement(op, seq_num, extra)
+        if op == "give_back":
+            _exec(cur, query, params)
+            return None
+        row = _run(cur, query, params)
         if row is None:
-            self._vanished()
+            if op == "next_out" and _run(cur, self._queries.read, (self._session,)) is not None:
+                return None  # the row is there: the guard refused, MAX_SEQ_NUM was reached
+            raise self._vanished_error()
         return _state(row, self._session)
 
-    def _vanished(self) -> NoReturn:
-        raise CorruptStoreError(
+    def _vanished_error(self) -> CorruptStoreError:
+        return CorruptStoreError(
             f"the row of session {self._session!r} in table {self._table.name!r} is gone "
             "(deleted while in use?); fixseq never starts a session again at 1 by itself"
         )
@@ -539,6 +697,7 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
         session: The session's name: any non-empty str without NUL.
         table: The table, ``name`` or ``schema.name``.
         create: Create the table and row if missing (else raise).
+        reserve: Outbound numbers one statement reserves (see :class:`PostgresSeqStore`).
 
     Raises:
         TypeError: See :class:`PostgresSeqStore`.
@@ -553,8 +712,11 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
         *,
         table: str = DEFAULT_TABLE,
         create: bool = True,
+        reserve: int = 1,
     ) -> None:
-        super().__init__(PostgresSeqStore(conninfo_or_pool, session, table=table, create=create))
+        super().__init__(
+            PostgresSeqStore(conninfo_or_pool, session, table=table, create=create, reserve=reserve)
+        )
 
     @classmethod
     async def open(
@@ -564,6 +726,7 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
         *,
         table: str = DEFAULT_TABLE,
         create: bool = True,
+        reserve: int = 1,
     ) -> Self:
         """Connect in a worker thread and return the store; arguments as the constructor's.
 
@@ -577,7 +740,9 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
         built: list[PostgresSeqStore] = []
 
         def build() -> PostgresSeqStore:
-            store = PostgresSeqStore(conninfo_or_pool, session, table=table, create=create)
+            store = PostgresSeqStore(
+                conninfo_or_pool, session, table=table, create=create, reserve=reserve
+            )
             built.append(store)
             return store
 

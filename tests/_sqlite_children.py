@@ -12,8 +12,9 @@ Modes:
                                 v of the JSON list VALUES, checking after each that
                                 current_in() > v and never went down; print a JSON
                                 report.
-    zygote DB SESSION           the crash harness's fork server: for each "go SEED K"
-                                line fork K workers (see ``crash_worker``) and print
+    zygote DB SESSION           the crash harness's fork server: for each "go SEED K T R"
+                                line fork K workers of T threads each, opening the store
+                                with reserve=R (see ``crash_worker``) and print
                                 "pid PID" for each; for "reap" wait for them and
                                 print "dead STATUS" for each, then "reaped".
 """
@@ -24,6 +25,7 @@ import json
 import os
 import random
 import sys
+import threading
 
 from fixseq import SqliteSeqStore
 
@@ -58,22 +60,28 @@ def observe(db: str, session: str, values: list[int]) -> None:
     say(json.dumps({"violations": violations, "last": last}))
 
 
-def crash_worker(db: str, session: str, seed: int) -> None:
+def crash_worker(db: str, session: str, seed: int, threads: int = 1, reserve: int = 1) -> None:
     """Take numbers until killed, reporting each one only after the store returned it.
 
     "o N": next_out() returned N. "t N": about to call observed_in(N).
-    "i N": observed_in(N) returned.
+    "i N": observed_in(N) returned. With ``threads`` > 1 that many threads share
+    the store (their calls form groups); ``reserve`` is the store's.
     """
-    rng = random.Random(seed)
-    store = SqliteSeqStore(db, session, create=False)
+    store = SqliteSeqStore(db, session, create=False, reserve=reserve)
     say("opened")
-    while True:
-        say(f"o {store.next_out()}")
-        if rng.random() < 0.5:
-            seq_num = store.current_in() + rng.randrange(0, 3)
-            say(f"t {seq_num}")
-            store.observed_in(seq_num)
-            say(f"i {seq_num}")
+
+    def loop(rng: random.Random) -> None:
+        while True:
+            say(f"o {store.next_out()}")
+            if rng.random() < 0.5:
+                seq_num = store.current_in() + rng.randrange(0, 3)
+                say(f"t {seq_num}")
+                store.observed_in(seq_num)
+                say(f"i {seq_num}")
+
+    for index in range(1, threads):
+        threading.Thread(target=loop, args=(random.Random(seed * 1000 + index),)).start()
+    loop(random.Random(seed))
 
 
 def zygote(db: str, session: str) -> None:
@@ -86,7 +94,8 @@ def zygote(db: str, session: str) -> None:
                 pid = os.fork()
                 if pid == 0:  # a worker: never returns into the loop above
                     try:
-                        crash_worker(db, session, int(command[1]) * 100 + index)
+                        threads, reserve = map(int, command[3:5])
+                        crash_worker(db, session, int(command[1]) * 100 + index, threads, reserve)
                     except BaseException as exc:
                         say(f"error {exc!r}")
                     finally:

@@ -31,6 +31,13 @@ class TestFileSeqStoreContract(SeqStoreContract[FileSeqStore]):
         store.close()  # idempotent: the kit may hand over a closed store
         return FileSeqStore(store.path, fsync=False, create=False)
 
+    def store_files(self, store: FileSeqStore) -> list[str]:
+        return [store.path]
+
+    def open_store_in(self, directory: Path) -> FileSeqStore:
+        # fsync=True: the power-cut check rightly flags fsync=False.
+        return FileSeqStore(directory / "session.seq")
+
 
 class TestAsyncFileSeqStoreContract(AsyncSeqStoreContract[AsyncFileSeqStore]):
     max_examples = 50
@@ -41,6 +48,12 @@ class TestAsyncFileSeqStoreContract(AsyncSeqStoreContract[AsyncFileSeqStore]):
     async def reopen_store(self, store: AsyncFileSeqStore) -> AsyncFileSeqStore:
         await store.aclose()
         return await AsyncFileSeqStore.open(store.path, fsync=False, create=False)
+
+    def store_files(self, store: AsyncFileSeqStore) -> list[str]:
+        return [store.path]
+
+    async def open_store_in(self, directory: Path) -> AsyncFileSeqStore:
+        return await AsyncFileSeqStore.open(directory / "session.seq")
 
 
 def _paths(tmp_path: Path) -> Callable[[], str]:

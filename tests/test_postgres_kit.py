@@ -61,6 +61,21 @@ def test_kit_sync_with_reopen(pooled: tuple[ConnectionPool[Any], str]) -> None:
     check_seq_store(make_store, reopen=reopen, threads=8, max_examples=SYNC_EXAMPLES)
 
 
+def test_kit_sync_reserving_with_reopen(pooled: tuple[ConnectionPool[Any], str]) -> None:
+    """reserve=3: blocks handed out from memory, given back on close, exact after reopen."""
+    pool, table = pooled
+    name = session_names()
+
+    def make_store() -> PostgresSeqStore:
+        return PostgresSeqStore(pool, name(), table=table, reserve=3)
+
+    def reopen(store: PostgresSeqStore) -> PostgresSeqStore:
+        store.close()
+        return PostgresSeqStore(pool, store.session, table=table, create=False, reserve=3)
+
+    check_seq_store(make_store, reopen=reopen, threads=8, max_examples=ASYNC_EXAMPLES)
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_kit_async_with_reopen(pooled: tuple[ConnectionPool[Any], str], backend: str) -> None:
     pool, table = pooled

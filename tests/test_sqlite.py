@@ -720,14 +720,14 @@ def test_an_io_error_is_translated_rolled_back_and_does_not_stop_the_store(
 ) -> None:
     with SqliteSeqStore(db, SESSION) as store:
         store.next_out()
-        real = store._cur
-        store._cur = FailingCursor(real, fail_on)  # type: ignore[assignment]
+        real = store._database.cur
+        store._database.cur = FailingCursor(real, fail_on)  # type: ignore[assignment]
         with pytest.raises(StoreIOError, match=r"seq\.db: disk I/O error") as info:
             store.next_out()
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
         assert not store._conn.in_transaction  # rolled back
         assert row(db)[0] == 1  # type: ignore[index]  # no number was handed out
-        store._cur = real
+        store._database.cur = real
         assert store.next_out() == 2
 
 

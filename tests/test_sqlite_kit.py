@@ -50,3 +50,16 @@ class TestAsyncSqliteSeqStoreContract(AsyncSeqStoreContract[AsyncSqliteSeqStore]
     async def reopen_store(self, store: AsyncSqliteSeqStore) -> AsyncSqliteSeqStore:
         await store.aclose()
         return await AsyncSqliteSeqStore.open(store.path, store.session, create=False)
+
+
+class TestSqliteReservingContract(SeqStoreContract[SqliteSeqStore]):
+    """reserve=3: blocks handed out from memory, given back on close, exact after reopen."""
+
+    max_examples: ClassVar[int] = 25
+
+    def make_store(self) -> SqliteSeqStore:
+        return SqliteSeqStore(self.fresh_path(".db"), SESSION, reserve=3)
+
+    def reopen_store(self, store: SqliteSeqStore) -> SqliteSeqStore:
+        store.close()
+        return SqliteSeqStore(store.path, store.session, create=False, reserve=3)
