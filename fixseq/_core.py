@@ -1,10 +1,10 @@
 """The one counter core: both counters behind one lock, validation, closed state.
 
-Every store is a :class:`SeqCounters`. The memory store is the core as it is;
-a durable store overrides two hooks, :meth:`SeqCounters._persist` (make a new
+Every store is a [`SeqCounters`][fixseq.SeqCounters]. The memory store is the core as it is;
+a durable store overrides two hooks, `SeqCounters._persist` (make a new
 state durable, called with the lock held *before* the change becomes visible,
 so a caller never has a number whose advance is not durable) and
-:meth:`SeqCounters._release` (give back the file or connection on close). No
+`SeqCounters._release` (give back the file or connection on close). No
 store re-implements the arithmetic, the validation, the exhaustion limit or
 the closed and failed states: they live here, once.
 """
@@ -114,7 +114,7 @@ class SeqCounters:
     """A session's two sequence counters, guarded by one ``threading.Lock``.
 
     This is the core every store is built on. Used on its own (or as
-    :class:`~fixseq.MemorySeqStore`) it keeps the counters in memory only.
+    [`MemorySeqStore`][fixseq.MemorySeqStore]) it keeps the counters in memory only.
 
     Args:
         next_out: The first MsgSeqNum to hand out, in ``1..MAX_SEQ_NUM``.
@@ -129,15 +129,14 @@ class SeqCounters:
     Every method is safe to call from any number of threads. (A shared
     store, whose backend holds the truth, does not hold this lock across its
     backend calls: concurrent calls reach the store together and share a
-    commit.) After
-    :meth:`close`, every method but ``close`` raises
-    :class:`~fixseq.StoreClosedError`.
+    commit.) After [`close`][fixseq.SeqCounters.close], every method but
+    ``close`` raises [`StoreClosedError`][fixseq.StoreClosedError].
     """
 
-    #: True for a store whose :meth:`_persist` makes each change durable.
+    #: True for a store whose `_persist` makes each change durable.
     _durable: ClassVar[bool] = False
     #: True for a store whose backend holds the truth and applies each change
-    #: itself (:meth:`_apply`), because other processes share it.
+    #: itself (`_apply`), because other processes share it.
     _shared: ClassVar[bool] = False
 
     def __init__(
@@ -187,7 +186,7 @@ class SeqCounters:
         several callers' changes at once (group commit). With a reservation,
         ``next_out`` may be ahead of the in-memory counter. Raising anything
         fail-stops the store: no caller waiting on this write gets its result,
-        and every later call raises :class:`~fixseq.StoreIOError` until the
+        and every later call raises [`StoreIOError`][fixseq.StoreIOError] until the
         store is reopened.
         """
 
@@ -461,6 +460,9 @@ class SeqCounters:
         Two concurrent callers never get the same number. A durable store
         returns the number only after the advance past it is durable.
 
+        Returns:
+            The MsgSeqNum to stamp on the message, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             SeqNumExhaustedError: The number would exceed ``MAX_SEQ_NUM``.
             StoreClosedError: The store is closed.
@@ -482,6 +484,9 @@ class SeqCounters:
 
         After ``MAX_SEQ_NUM`` was handed out this is ``MAX_SEQ_NUM + 1``.
 
+        Returns:
+            The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+
         Raises:
             StoreClosedError: The store is closed.
         """
@@ -494,6 +499,10 @@ class SeqCounters:
         The next expected inbound becomes ``max(current_in(), seq_num + 1)``;
         it never goes down, and a number below the mark changes nothing
         (and writes nothing).
+
+        Args:
+            seq_num: The MsgSeqNum of an inbound message the application has
+                taken, in ``1..MAX_SEQ_NUM``.
 
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
@@ -509,6 +518,9 @@ class SeqCounters:
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
+
+        Returns:
+            The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
 
         Raises:
             StoreClosedError: The store is closed.
@@ -538,6 +550,9 @@ class SeqCounters:
         An operator's override for manual recovery (QuickFIX's
         ``setNextSenderMsgSeqNum``). The creation time is left alone.
 
+        Args:
+            seq_num: The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
             InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
@@ -556,6 +571,9 @@ class SeqCounters:
         An operator's override (QuickFIX's ``setNextTargetMsgSeqNum``). The
         creation time is left alone.
 
+        Args:
+            seq_num: The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+
         Raises:
             TypeError: ``seq_num`` is not an ``int``.
             InvalidSeqNumError: ``seq_num`` is outside ``1..MAX_SEQ_NUM``.
@@ -571,6 +589,10 @@ class SeqCounters:
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
 
+        Returns:
+            ``SeqState(next_out, next_in)``, as [`peek_out`][fixseq.SeqCounters.peek_out]
+            and [`current_in`][fixseq.SeqCounters.current_in] would return them.
+
         Raises:
             StoreClosedError: The store is closed.
         """
@@ -585,6 +607,9 @@ class SeqCounters:
         ``set_next_out``/``set_next_in`` leave it alone. Engines compare it with
         the start of today's trading session to decide a scheduled reset.
 
+        Returns:
+            A timezone-aware ``datetime`` in UTC.
+
         Raises:
             StoreClosedError: The store is closed.
         """
@@ -595,14 +620,14 @@ class SeqCounters:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called (on this store or its twin)."""
+        """True once [`close`][fixseq.SeqCounters.close] was called (on this store or its twin)."""
         return self._closed
 
     def close(self) -> None:
         """Close the store and release what it holds; a second call does nothing.
 
         A store that fail-stopped after an I/O error can still be closed. After
-        close every other method raises :class:`~fixseq.StoreClosedError`.
+        close every other method raises [`StoreClosedError`][fixseq.StoreClosedError].
         """
         if self._shared:
             return self._close_shared()

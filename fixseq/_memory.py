@@ -34,16 +34,21 @@ class MemorySeqStore(SeqCounters):
     """
 
     def as_async(self) -> AsyncMemorySeqStore:
-        """Return an :class:`AsyncMemorySeqStore` over these same counters."""
+        """Return the async twin over these same counters.
+
+        Returns:
+            An [`AsyncMemorySeqStore`][fixseq.AsyncMemorySeqStore] sharing this store's
+            counters and closed state.
+        """
         return AsyncMemorySeqStore._over(self)
 
 
 class AsyncMemorySeqStore(AsyncAdminShell[MemorySeqStore]):
-    """The async twin of :class:`MemorySeqStore`, for asyncio and trio.
+    """The async twin of [`MemorySeqStore`][fixseq.MemorySeqStore], for asyncio and trio.
 
     Its coroutines call the core directly, without a worker thread: the lock is
     held for nanoseconds, far less than a thread hop. ``as_sync()`` returns a
-    :class:`MemorySeqStore` over the same counters, so threads and an event
+    [`MemorySeqStore`][fixseq.MemorySeqStore] over the same counters, so threads and an event
     loop can share one session.
 
     Args:
@@ -73,5 +78,5 @@ class AsyncMemorySeqStore(AsyncAdminShell[MemorySeqStore]):
         return self._direct(func, *args)
 
     async def next_out(self) -> int:
-        """As :meth:`MemorySeqStore.next_out`, on the event loop's thread."""
+        """As [`MemorySeqStore.next_out`][fixseq.MemorySeqStore.next_out], on the loop's thread."""
         return self._wrapped.next_out()

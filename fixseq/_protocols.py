@@ -3,7 +3,7 @@
 Plug-in authors implement these by shape alone (no base class). The
 ``runtime_checkable`` decorator makes ``isinstance`` check the method *names*
 only; whether a store keeps the contract is for the conformance kit
-(:mod:`fixseq.testing`) to prove.
+(`fixseq.testing`) to prove.
 """
 
 from __future__ import annotations
@@ -56,11 +56,18 @@ class SeqStore(Protocol):
 
         Two concurrent callers never get the same number. A durable store
         returns only once the advance is durable.
+
+        Returns:
+            The MsgSeqNum to stamp on the message, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def peek_out(self) -> int:
-        """Return the number ``next_out()`` would return, without advancing."""
+        """Return the number ``next_out()`` would return, without advancing.
+
+        Returns:
+            The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+        """
         ...
 
     def observed_in(self, seq_num: int) -> None:
@@ -68,11 +75,19 @@ class SeqStore(Protocol):
 
         The next expected inbound becomes ``max(current_in(), seq_num + 1)``:
         it never goes down.
+
+        Args:
+            seq_num: The MsgSeqNum of an inbound message the application has
+                taken, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def current_in(self) -> int:
-        """Return the next expected inbound MsgSeqNum."""
+        """Return the next expected inbound MsgSeqNum.
+
+        Returns:
+            The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM + 1``.
+        """
         ...
 
     def reset(self) -> None:
@@ -82,35 +97,35 @@ class SeqStore(Protocol):
 
 @runtime_checkable
 class AsyncSeqStore(Protocol):
-    """The five methods of :class:`SeqStore` as coroutines.
+    """The five methods of [`SeqStore`][fixseq.SeqStore] as coroutines.
 
     ``isinstance(obj, AsyncSeqStore)`` checks the method names only.
     """
 
     async def next_out(self) -> int:
-        """As :meth:`SeqStore.next_out`."""
+        """As [`SeqStore.next_out`][fixseq.SeqStore.next_out]."""
         ...
 
     async def peek_out(self) -> int:
-        """As :meth:`SeqStore.peek_out`."""
+        """As [`SeqStore.peek_out`][fixseq.SeqStore.peek_out]."""
         ...
 
     async def observed_in(self, seq_num: int) -> None:
-        """As :meth:`SeqStore.observed_in`."""
+        """As [`SeqStore.observed_in`][fixseq.SeqStore.observed_in]."""
         ...
 
     async def current_in(self) -> int:
-        """As :meth:`SeqStore.current_in`."""
+        """As [`SeqStore.current_in`][fixseq.SeqStore.current_in]."""
         ...
 
     async def reset(self) -> None:
-        """As :meth:`SeqStore.reset`."""
+        """As [`SeqStore.reset`][fixseq.SeqStore.reset]."""
         ...
 
 
 @runtime_checkable
 class AdminSeqStore(SeqStore, Protocol):
-    """A :class:`SeqStore` with the operator's methods every built-in store has.
+    """A [`SeqStore`][fixseq.SeqStore] with the operator's methods every built-in store has.
 
     ``isinstance(obj, AdminSeqStore)`` checks the method names only.
     """
@@ -118,21 +133,42 @@ class AdminSeqStore(SeqStore, Protocol):
     def set_next_out(self, seq_num: int) -> None:
         """Make ``seq_num`` the next outbound number, in either direction.
 
-        An operator's override (QuickFIX's ``setNextSenderMsgSeqNum``);
-        ``seq_num`` must be in ``1..MAX_SEQ_NUM``. The creation time is left alone.
+        An operator's override (QuickFIX's ``setNextSenderMsgSeqNum``).
+        The creation time is left alone.
+
+        Args:
+            seq_num: The next outbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
         """
         ...
 
     def set_next_in(self, seq_num: int) -> None:
-        """Make ``seq_num`` the next expected inbound number, in either direction."""
+        """Make ``seq_num`` the next expected inbound number, in either direction.
+
+        An operator's override (QuickFIX's ``setNextTargetMsgSeqNum``). The
+        creation time is left alone.
+
+        Args:
+            seq_num: The next expected inbound MsgSeqNum, in ``1..MAX_SEQ_NUM``.
+        """
         ...
 
     def snapshot(self) -> SeqState:
-        """Return both counters, read together atomically."""
+        """Return both counters, read together atomically.
+
+        Returns:
+            ``SeqState(next_out, next_in)``.
+        """
         ...
 
     def creation_time(self) -> datetime.datetime:
-        """Return when these counters were created or last reset (aware, UTC)."""
+        """Return when these counters were created or last reset.
+
+        ``reset()`` sets it in the same atomic step as the counters;
+        ``set_next_out``/``set_next_in`` leave it alone.
+
+        Returns:
+            A timezone-aware ``datetime`` in UTC.
+        """
         ...
 
     def close(self) -> None:
@@ -155,29 +191,29 @@ class AdminSeqStore(SeqStore, Protocol):
 
 @runtime_checkable
 class AsyncAdminSeqStore(AsyncSeqStore, Protocol):
-    """An :class:`AsyncSeqStore` with the operator's methods, as coroutines.
+    """An [`AsyncSeqStore`][fixseq.AsyncSeqStore] with the operator's methods, as coroutines.
 
     ``isinstance(obj, AsyncAdminSeqStore)`` checks the method names only.
     """
 
     async def set_next_out(self, seq_num: int) -> None:
-        """As :meth:`AdminSeqStore.set_next_out`."""
+        """As [`AdminSeqStore.set_next_out`][fixseq.AdminSeqStore.set_next_out]."""
         ...
 
     async def set_next_in(self, seq_num: int) -> None:
-        """As :meth:`AdminSeqStore.set_next_in`."""
+        """As [`AdminSeqStore.set_next_in`][fixseq.AdminSeqStore.set_next_in]."""
         ...
 
     async def snapshot(self) -> SeqState:
-        """As :meth:`AdminSeqStore.snapshot`."""
+        """As [`AdminSeqStore.snapshot`][fixseq.AdminSeqStore.snapshot]."""
         ...
 
     async def creation_time(self) -> datetime.datetime:
-        """As :meth:`AdminSeqStore.creation_time`."""
+        """As [`AdminSeqStore.creation_time`][fixseq.AdminSeqStore.creation_time]."""
         ...
 
     async def aclose(self) -> None:
-        """As :meth:`AdminSeqStore.close`."""
+        """As [`AdminSeqStore.close`][fixseq.AdminSeqStore.close]."""
         ...
 
     async def __aenter__(self) -> Self:

@@ -1,10 +1,10 @@
 """Async shells over blocking stores: one anyio offload per call.
 
 A store whose calls block on I/O is written once, sync; its async twin is an
-:class:`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
+`AsyncAdminShell` over it, in the manner of anyio's ``AsyncFile``: each
 coroutine runs the wrapped method in a worker thread through
 ``anyio.to_thread.run_sync``, so the event loop never blocks and asyncio and
-trio both work. :func:`to_async` gives a third party's sync store the same
+trio both work. [`to_async`][fixseq.to_async] gives a third party's sync store the same
 shell.
 """
 
@@ -43,9 +43,10 @@ async def offload(func: Callable[..., T], *args: object) -> T:
 
 
 class AsyncShell(Generic[S]):
-    """The five :class:`~fixseq.AsyncSeqStore` methods over a blocking store.
+    """The five [`AsyncSeqStore`][fixseq.AsyncSeqStore] methods over a blocking store.
 
-    Each coroutine runs the wrapped store's method in a worker thread.
+    Each coroutine runs the wrapped store's method in a worker thread (the memory
+    twin, whose lock is held for nanoseconds, runs it on the event loop's thread).
     """
 
     def __init__(self, wrapped: S) -> None:
@@ -60,23 +61,23 @@ class AsyncShell(Generic[S]):
         return offload(func, *args)
 
     async def next_out(self) -> int:
-        """As the wrapped store's ``next_out()``, in a worker thread."""
+        """As the wrapped store's ``next_out()``."""
         return await self._run(self._wrapped.next_out)
 
     async def peek_out(self) -> int:
-        """As the wrapped store's ``peek_out()``, in a worker thread."""
+        """As the wrapped store's ``peek_out()``."""
         return await self._run(self._wrapped.peek_out)
 
     async def observed_in(self, seq_num: int) -> None:
-        """As the wrapped store's ``observed_in(seq_num)``, in a worker thread."""
+        """As the wrapped store's ``observed_in(seq_num)``."""
         await self._run(self._wrapped.observed_in, seq_num)
 
     async def current_in(self) -> int:
-        """As the wrapped store's ``current_in()``, in a worker thread."""
+        """As the wrapped store's ``current_in()``."""
         return await self._run(self._wrapped.current_in)
 
     async def reset(self) -> None:
-        """As the wrapped store's ``reset()``, in a worker thread."""
+        """As the wrapped store's ``reset()``."""
         await self._run(self._wrapped.reset)
 
     def __repr__(self) -> str:
@@ -84,7 +85,7 @@ class AsyncShell(Generic[S]):
 
 
 class AsyncAdminShell(AsyncShell[A]):
-    """An :class:`AsyncShell` with the admin methods and async context management.
+    """An `AsyncShell` with the admin methods and async context management.
 
     It shares the wrapped store's counters and closed state: closing either
     closes both. ``as_sync()`` returns the wrapped store.
@@ -150,12 +151,12 @@ def to_async(store: SeqStore) -> AsyncSeqStore:
     Each call runs the store's method in a worker thread through anyio, so it
     works under asyncio and trio. A store that also has ``set_next_out``,
     ``set_next_in``, ``snapshot``, ``creation_time`` and ``close`` gets an
-    :class:`~fixseq.AsyncAdminSeqStore` (with ``aclose`` and ``async with``);
+    [`AsyncAdminSeqStore`][fixseq.AsyncAdminSeqStore] (with ``aclose`` and ``async with``);
     one with only the five protocol methods gets an
-    :class:`~fixseq.AsyncSeqStore` with exactly those five.
+    [`AsyncSeqStore`][fixseq.AsyncSeqStore] with exactly those five.
 
     Raises:
-        TypeError: ``store`` lacks one of the five :class:`~fixseq.SeqStore` methods.
+        TypeError: ``store`` lacks one of the five [`SeqStore`][fixseq.SeqStore] methods.
     """
     missing = [
         name

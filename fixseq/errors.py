@@ -1,7 +1,7 @@
 """The one error hierarchy of fixseq.
 
-Every error fixseq raises on purpose is a :class:`SeqStoreError`; each subclass
-also subclasses the builtin a caller would already catch::
+Every error fixseq raises on purpose is a [`SeqStoreError`][fixseq.SeqStoreError]; each subclass
+also subclasses the builtin a caller would already catch:
 
     Exception
     └── SeqStoreError
@@ -13,7 +13,7 @@ also subclasses the builtin a caller would already catch::
         └── StoreIOError            (also OSError)       an OS error while making a change durable
 
 A value that is not an ``int`` where a seq num is expected raises the builtin
-:class:`TypeError`, as Python itself does for a wrong argument type.
+`TypeError`, as Python itself does for a wrong argument type.
 """
 
 from __future__ import annotations

@@ -15,3 +15,6 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
+echo "== docs"
+# Not --quiet: it also hides the warnings that --strict turns into a failure.
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict
