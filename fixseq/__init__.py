@@ -22,6 +22,8 @@ from ._sqlite import AsyncSqliteSeqStore as AsyncSqliteSeqStore
 from ._sqlite import SqliteSeqStore as SqliteSeqStore
 from ._sqlite import list_sessions as list_sessions
 from ._twins import to_async as to_async
+from ._urls import open_async_store as open_async_store
+from ._urls import open_store as open_store
 from ._version import __version__ as __version__
 from .errors import CorruptStoreError as CorruptStoreError
 from .errors import InvalidSeqNumError as InvalidSeqNumError
@@ -54,5 +56,7 @@ __all__ = [
     "StoreLockedError",
     "__version__",
     "list_sessions",
+    "open_async_store",
+    "open_store",
     "to_async",
 ]
