@@ -8,6 +8,8 @@ silently starts again at 1.
 """
 
 from ._core import SeqCounters as SeqCounters
+from ._file import AsyncFileSeqStore as AsyncFileSeqStore
+from ._file import FileSeqStore as FileSeqStore
 from ._memory import AsyncMemorySeqStore as AsyncMemorySeqStore
 from ._memory import MemorySeqStore as MemorySeqStore
 from ._protocols import MAX_SEQ_NUM as MAX_SEQ_NUM
@@ -16,7 +18,12 @@ from ._protocols import AsyncAdminSeqStore as AsyncAdminSeqStore
 from ._protocols import AsyncSeqStore as AsyncSeqStore
 from ._protocols import SeqState as SeqState
 from ._protocols import SeqStore as SeqStore
+from ._sqlite import AsyncSqliteSeqStore as AsyncSqliteSeqStore
+from ._sqlite import SqliteSeqStore as SqliteSeqStore
+from ._sqlite import list_sessions as list_sessions
 from ._twins import to_async as to_async
+from ._urls import open_async_store as open_async_store
+from ._urls import open_store as open_store
 from ._version import __version__ as __version__
 from .errors import CorruptStoreError as CorruptStoreError
 from .errors import InvalidSeqNumError as InvalidSeqNumError
@@ -30,9 +37,12 @@ __all__ = [
     "MAX_SEQ_NUM",
     "AdminSeqStore",
     "AsyncAdminSeqStore",
+    "AsyncFileSeqStore",
     "AsyncMemorySeqStore",
     "AsyncSeqStore",
+    "AsyncSqliteSeqStore",
     "CorruptStoreError",
+    "FileSeqStore",
     "InvalidSeqNumError",
     "MemorySeqStore",
     "SeqCounters",
@@ -40,9 +50,13 @@ __all__ = [
     "SeqState",
     "SeqStore",
     "SeqStoreError",
+    "SqliteSeqStore",
     "StoreClosedError",
     "StoreIOError",
     "StoreLockedError",
     "__version__",
+    "list_sessions",
+    "open_async_store",
+    "open_store",
     "to_async",
 ]

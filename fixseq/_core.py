@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["SeqCounters", "check_seq_num", "utc_now"]
+__all__ = ["SeqCounters", "check_seq_num", "check_session_name", "utc_now"]
 
 _UTC = datetime.timezone.utc
 
@@ -51,6 +51,33 @@ def check_seq_num(value: object, name: str = "seq_num", *, limit: int = MAX_SEQ_
         value = int(value)
     if not 1 <= value <= limit:
         raise InvalidSeqNumError(f"{name} must be in 1..{limit}, got {value}")
+    return value
+
+
+def check_session_name(value: object, name: str = "session") -> str:
+    """Return ``value`` as a plain ``str`` if it can name a session in any store.
+
+    Any non-empty unicode text is a session name, of any length: a FIX session
+    id such as ``"FIX.4.4:BANK->BROKER"``, quotes, emoji. Stores keep it exactly
+    (no case folding, no normalization) and reach SQL with it only as a bound
+    parameter.
+
+    Raises:
+        TypeError: ``value`` is not a ``str``.
+        ValueError: ``value`` is empty, contains NUL (which SQL text and C
+            strings truncate at) or a lone surrogate (which has no UTF-8 form).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    value = str.__str__(value)  # a str subclass could compare or hash differently
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL (\\x00)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid unicode text (a lone surrogate)") from None
     return value
 
 
@@ -115,15 +142,33 @@ class SeqCounters:
         # below this limit; 0 sends every call down the checked slow path
         # (closed, failed, or a durable store that must persist first).
         self._fast_limit = 0 if (self._durable or self._shared) else MAX_SEQ_NUM + 1
+        # Group commit (durable stores): a change is applied in memory under
+        # _lock and numbered; its caller then waits, outside _lock, until a
+        # write covering that number has completed. _write_lock lets one
+        # caller at a time write the newest state for everyone queued behind it.
+        self._write_lock = threading.Lock()
+        self._changes = 0
+        self._durable_changes = 0
+        # Outbound reservation: the next_out value last handed to _persist,
+        # never below _next_out; with reserve K it runs up to K - 1 ahead, so
+        # K numbers cost one write. _reserve_ticket is the change that wrote it.
+        self._reserve = 1
+        self._stored_out = next_out
+        self._reserve_ticket = 0
 
     # -- hooks for durable stores -------------------------------------------
 
     def _persist(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
-        """Make this state durable; called with the lock held, before it is visible.
+        """Make this state durable before any caller whose change it covers returns.
 
-        A durable store overrides this and sets ``_durable = True``. Raising
-        anything fail-stops the store: the change is not applied and every
-        later call raises :class:`~fixseq.StoreIOError` until it is reopened.
+        A durable store overrides this and sets ``_durable = True``. Calls are
+        serialized (one at a time, under the store's writer lock, never under
+        the counter lock) and always carry the newest state, which may cover
+        several callers' changes at once (group commit). With a reservation,
+        ``next_out`` may be ahead of the in-memory counter. Raising anything
+        fail-stops the store: no caller waiting on this write gets its result,
+        and every later call raises :class:`~fixseq.StoreIOError` until the
+        store is reopened.
         """
 
     def _release(self) -> None:
@@ -141,6 +186,20 @@ class SeqCounters:
         created = check_created_at(created)
         with self._lock:
             self._next_out, self._next_in, self._created = next_out, next_in, created
+            self._stored_out = next_out
+
+    def _set_reserve(self, reserve: object) -> None:
+        """Let next_out hand out ``reserve`` numbers per durable write (single-writer stores).
+
+        Raises:
+            TypeError: ``reserve`` is not an ``int``.
+            ValueError: ``reserve`` is below 1.
+        """
+        if type(reserve) is not int:
+            raise TypeError(f"reserve must be an int, not {type(reserve).__name__}")
+        if reserve < 1:
+            raise ValueError(f"reserve must be at least 1, got {reserve}")
+        self._reserve = reserve
 
     def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
         """Shared stores only: do ``op`` atomically in the backend and return the new state.
@@ -185,14 +244,18 @@ class SeqCounters:
             )
         return state
 
-    def _change(self, op: str, seq_num: int) -> int:
-        """Apply one change (lock held) and return the number next_out hands out."""
+    def _change(self, op: str, seq_num: int) -> tuple[int, int]:
+        """Apply one change (lock held).
+
+        Returns the number ``next_out`` hands out and the ticket the caller must
+        wait for with :meth:`_wait_durable` after releasing the lock (0: none).
+        """
         if self._closed or self._failure is not None:
             self._raise_unusable()
         if self._shared:
             next_out, next_in, created = self._apply_checked(op, seq_num)
             self._next_out, self._next_in, self._created = next_out, next_in, created
-            return next_out - 1
+            return next_out - 1, 0
         next_out, next_in, created = self._next_out, self._next_in, self._created
         if op == "next_out":
             if next_out > MAX_SEQ_NUM:
@@ -203,7 +266,7 @@ class SeqCounters:
             next_out += 1
         elif op == "observed_in":
             if seq_num < next_in:
-                return next_out - 1  # already covered: nothing to write
+                return next_out - 1, 0  # already covered: nothing to write
             next_in = seq_num + 1
         elif op == "reset":
             next_out, next_in, created = 1, 1, utc_now()
@@ -213,15 +276,45 @@ class SeqCounters:
             next_in = seq_num
         else:  # pragma: no cover - internal misuse
             raise AssertionError(op)
-        if self._durable:
-            try:
-                self._persist(next_out, next_in, created)
-            except BaseException as exc:
-                self._failure = exc
-                self._fast_limit = 0
-                raise
         self._next_out, self._next_in, self._created = next_out, next_in, created
-        return next_out - 1
+        if not self._durable:
+            return next_out - 1, 0
+        if op == "next_out":
+            if next_out <= self._stored_out:
+                # Inside the block an earlier write reserved: durable once it is.
+                return next_out - 1, self._reserve_ticket
+            self._stored_out = next_out + self._reserve - 1
+        elif op in ("reset", "set_next_out"):
+            self._stored_out = next_out  # an exact value ends any reservation
+        self._changes += 1
+        if op != "observed_in" and op != "set_next_in":
+            self._reserve_ticket = self._changes
+        return next_out - 1, self._changes
+
+    def _wait_durable(self, ticket: int) -> None:
+        """Return once a write covering change ``ticket`` has completed (lock NOT held).
+
+        The first caller to take the writer lock writes the newest state, which
+        covers every change made so far; those queued behind it find their
+        change covered and return without writing. A lone caller writes at
+        once: no timer, no sleep.
+        """
+        with self._write_lock:
+            if self._durable_changes >= ticket:
+                return
+            with self._lock:
+                if self._failure is not None or self._closed:
+                    self._raise_unusable()
+                upto = self._changes
+                state = (self._stored_out, self._next_in, self._created)
+            try:
+                self._persist(*state)
+            except BaseException as exc:
+                with self._lock:
+                    self._failure = exc
+                    self._fast_limit = 0
+                raise
+            self._durable_changes = upto
 
     # -- the SeqStore protocol ------------------------------------------------
 
@@ -242,7 +335,10 @@ class SeqCounters:
             if seq_num < self._fast_limit:
                 self._next_out = seq_num + 1
                 return seq_num
-            return self._change("next_out", 0)
+            seq_num, ticket = self._change("next_out", 0)
+        if ticket > self._durable_changes:
+            self._wait_durable(ticket)
+        return seq_num
 
     def peek_out(self) -> int:
         """Return the number ``next_out()`` would return, without advancing.
@@ -270,7 +366,9 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            self._change("observed_in", seq_num)
+            ticket = self._change("observed_in", seq_num)[1]
+        if ticket > self._durable_changes:
+            self._wait_durable(ticket)
 
     def current_in(self) -> int:
         """Return the next expected inbound MsgSeqNum.
@@ -291,7 +389,9 @@ class SeqCounters:
             StoreIOError: The reset could not be made durable.
         """
         with self._lock:
-            self._change("reset", 0)
+            ticket = self._change("reset", 0)[1]
+        if ticket > self._durable_changes:
+            self._wait_durable(ticket)
 
     # -- the admin methods ----------------------------------------------------
 
@@ -309,7 +409,9 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            self._change("set_next_out", seq_num)
+            ticket = self._change("set_next_out", seq_num)[1]
+        if ticket > self._durable_changes:
+            self._wait_durable(ticket)
 
     def set_next_in(self, seq_num: int) -> None:
         """Make ``seq_num`` the next expected inbound number, in either direction.
@@ -325,7 +427,9 @@ class SeqCounters:
         """
         seq_num = check_seq_num(seq_num)
         with self._lock:
-            self._change("set_next_in", seq_num)
+            ticket = self._change("set_next_in", seq_num)[1]
+        if ticket > self._durable_changes:
+            self._wait_durable(ticket)
 
     def snapshot(self) -> SeqState:
         """Return both counters, read together atomically.
@@ -363,12 +467,32 @@ class SeqCounters:
         A store that fail-stopped after an I/O error can still be closed. After
         close every other method raises :class:`~fixseq.StoreClosedError`.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._fast_limit = 0
-            self._release()
+        with self._write_lock:  # no write in flight while we close
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+                self._fast_limit = 0
+                exact = (self._next_out, self._next_in, self._created)
+                flush = (
+                    self._durable
+                    and self._failure is None
+                    and (
+                        self._changes > self._durable_changes or self._stored_out != self._next_out
+                    )
+                )
+            try:
+                if flush:
+                    # Cover changes still queued, and write the exact next_out so a
+                    # clean restart shows no reservation gap.
+                    self._persist(*exact)
+                    self._durable_changes = self._changes
+                    self._stored_out = exact[0]
+            except BaseException as exc:
+                self._failure = exc
+                raise
+            finally:
+                self._release()
 
     def __enter__(self) -> Self:
         """Return the store itself."""

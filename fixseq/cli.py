@@ -1,0 +1,759 @@
+"""The ``fixseq`` command: look at and repair live stores without writing Python.
+
+Commands (``fixseq COMMAND --help`` for each)::
+
+    fixseq show     [URL] [--json]                   both counters and the creation time
+    fixseq set      [URL] [--next-out N] [--next-in N] [--json]
+    fixseq reset    [URL] [--yes] [--json]           both counters to 1
+    fixseq sessions [URL] [--json]                   the sessions of a SQLite/PostgreSQL store
+    fixseq bench    [URL ...] [--seconds S] [--json] next_out ops/s beside its raw floor
+    fixseq demo                                      a simulated engine life, a crash, a restart
+
+The URL defaults to ``$FIXSEQ_URL``, else ``sqlite:fixseq.db?session=default``.
+Exit status: 0 success, 2 usage error (bad arguments or a bad URL), 1 store
+error (missing, corrupt, locked, unreachable, an invalid value, a declined
+reset), with a one-line message on stderr and no traceback.
+
+Built on :mod:`argparse` rather than click or typer: the standard library is
+enough for six subcommands, and fixseq keeps anyio as its only runtime
+dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from . import MAX_SEQ_NUM, SeqStoreError, StoreLockedError, __version__
+from ._bench import (
+    Floor,
+    lock_floor,
+    machine,
+    measure,
+    psycopg_floor,
+    pwrite_floor,
+    sqlite_floor,
+)
+from ._urls import (
+    SessionInfo,
+    StoreURL,
+    list_url_sessions,
+    open_store,
+    parse_url,
+    read_sessions,
+    redact_url,
+    store_exists,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+DEFAULT_URL = "sqlite:fixseq.db?session=default"
+DEMO_URL = "sqlite:fixseq.db?session=demo"
+ENV_URL = "FIXSEQ_URL"
+BENCH_ROUNDS = 5
+
+
+class UsageError(Exception):
+    """The command line is wrong: exit status 2."""
+
+
+class StoreFailure(Exception):
+    """The store said no, or is not there: exit status 1."""
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _url(args: argparse.Namespace) -> str:
+    url: str | None = args.url
+    if url is None:
+        url = os.environ.get(ENV_URL) or DEFAULT_URL
+    return url
+
+
+def _parse(url: str) -> StoreURL:
+    try:
+        return parse_url(url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _need_session(spec: StoreURL, command: str) -> None:
+    if spec.kind in ("sqlite", "postgresql") and spec.session is None:
+        raise UsageError(
+            f"{command} needs one session: add ?session=NAME to {redact_url(spec.url)!r} "
+            "(fixseq sessions lists them)"
+        )
+
+
+def _need_existing(spec: StoreURL, command: str) -> None:
+    if store_exists(spec) is False:
+        raise StoreFailure(f"no store at {spec.path!r} ({command} creates nothing)")
+
+
+def _iso(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.timezone.utc).isoformat()
+
+
+def _state_json(url: str, info: SessionInfo) -> dict[str, object]:
+    return {
+        "url": redact_url(url),
+        "session": info.session,
+        "next_out": info.next_out,
+        "next_in": info.next_in,
+        "created": _iso(info.created),
+    }
+
+
+def _emit_json(obj: object) -> None:
+    print(json.dumps(obj))
+
+
+def _age(when: datetime.datetime) -> str:
+    seconds = int((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds())
+    if seconds < 0:
+        return "in the future: check the clocks"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _created_text(when: datetime.datetime) -> str:
+    utc = when.astimezone(datetime.timezone.utc)
+    return f"{utc:%Y-%m-%d %H:%M:%S.%f} UTC ({_age(utc)})"
+
+
+def _print_state(url: str, info: SessionInfo, *, out: TextIO = sys.stdout) -> None:
+    print(f"store     {redact_url(url)}", file=out)
+    if info.session is not None:
+        print(f"session   {info.session!r}" if not info.session.isprintable() else
+              f"session   {info.session}", file=out)
+    print(f"next out  {info.next_out}  (our next message carries MsgSeqNum {info.next_out})",
+          file=out)
+    print(f"next in   {info.next_in}  (we expect the peer's next message to carry "
+          f"{info.next_in})", file=out)
+    print(f"created   {_created_text(info.created)}", file=out)
+
+
+def _print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for row in rows:
+        print(line(row))
+
+
+def _read_one(spec: StoreURL) -> SessionInfo:
+    infos = read_sessions(spec)
+    assert len(infos) == 1
+    return infos[0]
+
+
+def _check_value(name: str, value: int | None) -> None:
+    if value is not None and not 1 <= value <= MAX_SEQ_NUM:
+        raise StoreFailure(f"invalid value: {name} must be in 1..{MAX_SEQ_NUM}, got {value}")
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``fixseq show``: print the counters, reading without the writer's lock."""
+    url = _url(args)
+    spec = _parse(url)
+    _need_existing(spec, "show")
+    infos = read_sessions(spec)
+    listing = spec.kind in ("sqlite", "postgresql") and spec.session is None
+    if args.json:
+        if listing:
+            _emit_json(
+                {
+                    "url": redact_url(url),
+                    "sessions": [
+                        {k: v for k, v in _state_json(url, i).items() if k != "url"}
+                        for i in infos
+                    ],
+                }
+            )
+        else:
+            _emit_json(_state_json(url, infos[0]))
+        return 0
+    if not listing:
+        _print_state(url, infos[0])
+        return 0
+    print(f"store     {redact_url(url)}")
+    if not infos:
+        print("no sessions")
+        return 0
+    rows = [
+        [i.session or "", str(i.next_out), str(i.next_in), _created_text(i.created)] for i in infos
+    ]
+    _print_table(["session", "next out", "next in", "created"], rows, right={1, 2})
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    """``fixseq set``: an operator's override of one or both counters."""
+    if args.next_out is None and args.next_in is None:
+        raise UsageError("set needs --next-out N, --next-in N or both")
+    _check_value("--next-out", args.next_out)
+    _check_value("--next-in", args.next_in)
+    url = _url(args)
+    spec = _parse(url)
+    _need_session(spec, "set")
+    with open_store(url) as store:
+        before = store.snapshot()
+        if args.next_out is not None:
+            store.set_next_out(args.next_out)
+        if args.next_in is not None:
+            store.set_next_in(args.next_in)
+        after = store.snapshot()
+        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+    if args.json:
+        _emit_json(_state_json(url, info))
+        return 0
+    print(f"store     {redact_url(url)}")
+    for name, old, new in (
+        ("next out", before.next_out, after.next_out),
+        ("next in ", before.next_in, after.next_in),
+    ):
+        print(f"{name}  {old} -> {new}" if old != new else f"{name}  {new} (unchanged)")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """``fixseq reset``: both counters to 1 (asks first unless --yes)."""
+    url = _url(args)
+    spec = _parse(url)
+    _need_session(spec, "reset")
+    if not args.yes:
+        if store_exists(spec) is False:
+            now = "no store there yet: it will be created"
+        else:
+            try:
+                info = _read_one(spec)
+                now = f"now next out {info.next_out}, next in {info.next_in}"
+            except SeqStoreError as exc:
+                now = f"current state unreadable: {exc}"
+        sys.stderr.write(
+            f"Reset {redact_url(url)} to next out 1, next in 1 ({now})? "
+            "The peer must reset too (Logon with ResetSeqNumFlag=Y). [y/N] "
+        )
+        sys.stderr.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            raise StoreFailure("not reset: the store was left alone")
+    with open_store(url) as store:
+        before = store.snapshot()
+        store.reset()
+        after = store.snapshot()
+        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+    if args.json:
+        _emit_json(_state_json(url, info))
+        return 0
+    print(f"store     {redact_url(url)}")
+    print(f"reset     next out {before.next_out} -> 1, next in {before.next_in} -> 1")
+    print(f"created   {_created_text(info.created)}")
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """``fixseq sessions``: list the sessions a SQLite or PostgreSQL store holds."""
+    url = _url(args)
+    spec = _parse(url)
+    if spec.kind not in ("sqlite", "postgresql"):
+        raise UsageError(
+            f"{spec.kind} stores hold one session; sessions lists sqlite: and postgresql: stores"
+        )
+    _need_existing(spec, "sessions")
+    names = list_url_sessions(spec)
+    if args.json:
+        _emit_json({"url": redact_url(url), "sessions": names})
+        return 0
+    for name in names:
+        print(name if name.isprintable() else repr(name))
+    return 0
+
+
+def _floor_for(spec: StoreURL) -> Floor:
+    if spec.kind == "memory":
+        return lock_floor()
+    if spec.kind == "file":
+        assert spec.path is not None
+        return pwrite_floor(os.path.dirname(os.path.abspath(spec.path)), sync=spec.fsync)
+    if spec.kind == "sqlite":
+        assert spec.path is not None
+        return sqlite_floor(
+            os.path.dirname(os.path.abspath(spec.path)), synchronous=spec.synchronous or "FULL"
+        )
+    assert spec.conninfo is not None
+    return psycopg_floor(spec.conninfo)
+
+
+def _default_bench_urls(directory: str) -> list[str]:
+    quoted = urllib.parse.quote(directory)
+    return [
+        "memory:",
+        f"file:{quoted}/bench.seq",
+        f"file:{quoted}/bench-nosync.seq?fsync=0",
+        f"sqlite:{quoted}/bench.db?session=bench",
+    ]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``fixseq bench``: next_out ops/s of each store beside its raw floor."""
+    seconds: float = args.seconds
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise UsageError(f"--seconds must be a positive number, got {seconds}")
+    scratch: str | None = None
+    try:
+        if args.urls:
+            urls: list[str] = list(args.urls)
+            specs = [_parse(u) for u in urls]
+            for spec in specs:
+                _need_session(spec, "bench")
+            paths = [s.path for s in specs if s.path is not None]
+            directory = (
+                os.path.dirname(os.path.abspath(paths[0])) if paths else tempfile.gettempdir()
+            )
+        else:
+            scratch = tempfile.mkdtemp(prefix="fixseq-bench-")
+            urls = _default_bench_urls(scratch)
+            specs = [_parse(u) for u in urls]
+            directory = scratch
+        info = machine(directory)
+        progress = _progress_printer()
+        results: list[dict[str, object]] = []
+        for url, spec in zip(urls, specs):
+            results.append(_bench_one(url, spec, seconds, progress))
+        if progress is not None:
+            progress("")
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if args.json:
+        _emit_json(
+            {"seconds": seconds, "rounds": BENCH_ROUNDS, "machine": info, "results": results}
+        )
+        return 0
+    print(
+        f"fixseq bench: next_out() beside its raw floor, measured interleaved in one run "
+        f"({BENCH_ROUNDS} rounds, {seconds:g} s per store; medians)"
+    )
+    print(
+        f"machine: {info['cpus']} CPUs, {info['platform']}, {info['implementation']} "
+        f"{info['python']}, SQLite {info['sqlite']}"
+    )
+    print(f"directory: {info['directory']} ({info['filesystem']})")
+    if info["filesystem"] in ("tmpfs", "ramfs"):
+        print("  note: a RAM file system: fdatasync costs nothing here; set TMPDIR to a disk")
+    print()
+    rows = [
+        [
+            str(r["url"]),
+            f"{r['ops_per_s']:,.0f}",
+            str(r["floor"]),
+            f"{r['floor_ops_per_s']:,.0f}",
+            f"{r['ratio']:.2f}",
+        ]
+        for r in results
+    ]
+    _print_table(["store", "ops/s", "raw floor", "ops/s", "ratio"], rows, right={1, 3, 4})
+    return 0
+
+
+def _bench_one(
+    url: str, spec: StoreURL, seconds: float, progress: Callable[[str], None] | None
+) -> dict[str, object]:
+    if progress is not None:
+        progress(f"opening {redact_url(url)}")
+    with open_store(url) as store:
+        floor = _floor_for(spec)
+        try:
+            report = None
+            if progress is not None:
+                printer = progress
+
+                def report(round_no: int) -> None:
+                    printer(
+                        f"measuring {redact_url(url)} beside {floor.name}: "
+                        f"round {round_no}/{BENCH_ROUNDS}"
+                    )
+
+            result = measure(
+                store.next_out, floor.op, seconds=seconds, rounds=BENCH_ROUNDS, progress=report
+            )
+        finally:
+            floor.close()
+    return {
+        "url": redact_url(url),
+        "ops_per_s": round(result.ops_per_s, 1),
+        "floor": floor.name,
+        "floor_ops_per_s": round(result.floor_ops_per_s, 1),
+        "ratio": round(result.ratio, 3),
+    }
+
+
+def _progress_printer() -> Callable[[str], None] | None:
+    """A one-line status on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    width = [0]
+
+    def show(text: str) -> None:
+        text = text[: max(20, shutil.get_terminal_size().columns - 1)]
+        sys.stderr.write("\r" + text.ljust(width[0]) + ("\r" if not text else ""))
+        if not text:
+            sys.stderr.write(" " * width[0] + "\r")
+        sys.stderr.flush()
+        width[0] = len(text)
+
+    return show
+
+
+# -- demo -------------------------------------------------------------------------
+
+# What the simulated engine does before it is killed: (direction, message type, detail).
+_FIRST_LIFE = [
+    ("out", "Logon", "HeartBtInt=30"),
+    ("in", "Logon", "HeartBtInt=30"),
+    ("out", "NewOrderSingle", "ClOrdID=ORD-1 BUY 100 ACME @ 12.50"),
+    ("in", "ExecutionReport", "ClOrdID=ORD-1 New"),
+    ("in", "ExecutionReport", "ClOrdID=ORD-1 Filled 100 @ 12.50"),
+    ("out", "NewOrderSingle", "ClOrdID=ORD-2 SELL 40 ACME @ 12.80"),
+    ("in", "ExecutionReport", "ClOrdID=ORD-2 New"),
+    ("out", "Heartbeat", ""),
+]
+_SECOND_LIFE = [
+    ("out", "Logon", "HeartBtInt=30"),
+    ("in", "Logon", "HeartBtInt=30"),
+    ("in", "ExecutionReport", "ClOrdID=ORD-2 Filled 40 @ 12.80"),
+    ("out", "OrderCancelRequest", "ClOrdID=ORD-3"),
+    ("in", "OrderCancelReject", "ClOrdID=ORD-3 (too late)"),
+    ("out", "Logout", ""),
+    ("in", "Logout", ""),
+]
+
+
+def _message_line(direction: str, seq_num: int, msg_type: str, detail: str) -> str:
+    arrow = "-> sent    " if direction == "out" else "<- received"
+    return f"     {arrow}  34={seq_num:<5} {msg_type:<19} {detail}".rstrip()
+
+
+def cmd_demo_engine(args: argparse.Namespace) -> int:
+    """The engine ``fixseq demo`` starts and kills: it reports each step on stdout."""
+    with open_store(args.url) as store:
+        state = store.snapshot()
+        print(f"open {state.next_out} {state.next_in}", flush=True)
+        peer = store.current_in()  # the peer's next MsgSeqNum, as the peer would send it
+        for direction, msg_type, _ in _FIRST_LIFE:
+            if direction == "out":
+                seq_num = store.next_out()  # durable before the message leaves
+            else:
+                seq_num, peer = peer, peer + 1
+                store.observed_in(seq_num)  # after the application took it
+            print(f"{direction} {seq_num} {msg_type}", flush=True)
+        print("idle", flush=True)
+        sys.stdin.read()  # wait, store open, until the demo kills this process
+    return 0
+
+
+def _child_env() -> dict[str, str]:
+    # The engine process must import the very fixseq this demo runs from.
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``fixseq demo``: a short simulated engine life, a crash and a restart."""
+    url = DEMO_URL  # never $FIXSEQ_URL: the demo must not advance a real session
+    spec = _parse(url)
+    where = os.path.abspath(spec.path or "")
+    existed = store_exists(spec) and "demo" in list_url_sessions(spec)
+    print("fixseq demo: a FIX session's sequence numbers through a crash")
+    print(f"store: {url}  (file {where})\n")
+
+    print("1. An engine process starts and opens the store.")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fixseq", "_demo-engine", url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(),
+    )
+    watchdog = threading.Timer(60, proc.kill)  # never hang on a stuck child
+    watchdog.start()
+    last_out = last_in = 0
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            word, *rest = line.split()
+            if word == "open":
+                out, inn = int(rest[0]), int(rest[1])
+                earlier = " (left by an earlier demo: it carries on)" if existed else ""
+                print(f"   pid {proc.pid}: next out {out}, next in {inn}{earlier}")
+            elif word in ("out", "in"):
+                seq_num = int(rest[0])
+                msg_type, detail = next(
+                    (m, d) for dirn, m, d in _FIRST_LIFE if dirn == word and m == rest[1]
+                )
+                print(_message_line(word, seq_num, msg_type, detail))
+                if word == "out":
+                    last_out = seq_num
+                else:
+                    last_in = seq_num
+            elif word == "idle":
+                break
+        else:
+            proc.wait()
+            assert proc.stderr is not None
+            message = proc.stderr.read().strip().splitlines()
+            raise StoreFailure(
+                "the demo engine stopped early: " + (message[-1] if message else "no message")
+            )
+        print(
+            f"\n2. The engine is killed with SIGKILL between messages (pid {proc.pid}):\n"
+            "   no close(), no flush, no clean shutdown: as a crash or a power cut would leave it."
+        )
+        proc.kill()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+    print(f"   exit status {proc.returncode} (killed by signal {-proc.returncode})\n")
+
+    print("3. The engine restarts and opens the same store.")
+    with open_store(url) as store:
+        state = store.snapshot()
+        print(
+            f"   next out {state.next_out} (the last message sent carried {last_out}), "
+            f"next in {state.next_in} (the last message taken carried {last_in})"
+        )
+        if state.next_out <= last_out or state.next_in <= last_in:
+            raise StoreFailure("the store lost an acknowledged change across the crash")
+        print("   Nothing sent is reused and nothing taken is asked for again: it carries on.")
+        peer = state.next_in
+        for direction, msg_type, detail in _SECOND_LIFE:
+            if direction == "out":
+                seq_num = store.next_out()
+            else:
+                seq_num, peer = peer, peer + 1
+                store.observed_in(seq_num)
+            print(_message_line(direction, seq_num, msg_type, detail))
+        final = store.snapshot()
+    print("\n4. A clean logout; the store is closed.")
+    print(f"   {os.path.basename(where)} keeps session 'demo' at next out {final.next_out}, "
+          f"next in {final.next_in}.\n")
+    print("Look at it, set it, reset it:")
+    print(f"   fixseq show '{url}'")
+    print(f"   fixseq set '{url}' --next-out 1005")
+    print(f"   fixseq reset '{url}'")
+    print("Run fixseq demo again: it carries on from there.")
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse's own format (usage, then "prog: error: ..."), exit status 2.
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _seq_arg(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``fixseq`` argument parser."""
+    url_help = (
+        f"store URL (default: ${ENV_URL}, else {DEFAULT_URL}); e.g. file:engine.seq, "
+        "sqlite:///fixseq.db?session=NAME, postgresql://user@host/db?session=NAME"
+    )
+    parser = _Parser(
+        prog="fixseq",
+        description="Look at and repair a FIX session's sequence numbers in a fixseq store.",
+        epilog="Exit status: 0 success, 1 store error, 2 usage error. "
+        "Docs: docs/operations.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"fixseq {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    show = sub.add_parser(
+        "show",
+        help="print both counters and the creation time",
+        description="Print both counters and the creation time; a sqlite: or postgresql: "
+        "URL without session= prints every session. Works while an engine holds the store; "
+        "creates nothing.",
+    )
+    show.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(func=cmd_show)
+
+    set_ = sub.add_parser(
+        "set",
+        help="set the next outbound and/or inbound number",
+        description="Operator override: make N the next outbound (--next-out) and/or the next "
+        "expected inbound (--next-in) number. A missing store is created. Refused while an "
+        "engine holds a file store.",
+    )
+    set_.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    set_.add_argument("--next-out", type=_seq_arg, metavar="N", help="next MsgSeqNum to send")
+    set_.add_argument("--next-in", type=_seq_arg, metavar="N", help="next MsgSeqNum expected")
+    set_.add_argument("--json", action="store_true", help="print the new state as JSON")
+    set_.set_defaults(func=cmd_set)
+
+    reset = sub.add_parser(
+        "reset",
+        help="set both counters to 1",
+        description="Set both counters to 1 and the creation time to now (a daily reset, "
+        "or before a Logon with ResetSeqNumFlag=Y). Asks first unless --yes.",
+    )
+    reset.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    reset.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    reset.add_argument("--json", action="store_true", help="print the new state as JSON")
+    reset.set_defaults(func=cmd_reset)
+
+    sessions = sub.add_parser(
+        "sessions",
+        help="list the sessions of a sqlite: or postgresql: store",
+        description="List the sessions a SQLite database or PostgreSQL table holds, "
+        "sorted by name. Creates nothing.",
+    )
+    sessions.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    sessions.add_argument("--json", action="store_true", help="print one JSON object")
+    sessions.set_defaults(func=cmd_sessions)
+
+    bench = sub.add_parser(
+        "bench",
+        help="next_out ops/s of stores beside their raw floors",
+        description="Measure next_out() ops/s of each store named beside its raw floor, "
+        "interleaved in the same run. It consumes numbers from each URL: name scratch "
+        "sessions only. Default: memory, file with and without fsync, and sqlite, in a "
+        "temporary directory.",
+    )
+    bench.add_argument("urls", nargs="*", metavar="URL", help="stores to measure")
+    bench.add_argument(
+        "--seconds",
+        type=_positive_float,
+        default=2.0,
+        metavar="S",
+        help="time per store, both sides together (default 2; fractions allowed)",
+    )
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser(
+        "demo",
+        help="a simulated engine life with a crash, in ./fixseq.db",
+        description=f"Run a short simulated engine life on {DEMO_URL} in the working "
+        f"directory (never ${ENV_URL}): messages out and in, a crash, a restart that "
+        "carries on.",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    engine = sub.add_parser("_demo-engine")  # the child cmd_demo starts; not for people
+    engine.add_argument("url")
+    engine.set_defaults(func=cmd_demo_engine)
+    # Hide the child command from the help listing.
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_demo-engine"]
+    return parser
+
+
+def _fail(code: int, message: str) -> int:
+    text = " ".join(message.split()) or "unknown error"
+    print(f"fixseq: error: {text}", file=sys.stderr)
+    return code
+
+
+def _store_message(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, StoreLockedError):
+        text += " (another process, probably the engine, holds it: stop it first; " \
+                "fixseq show works while it runs)"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fixseq`` command and return its exit status.
+
+    Args:
+        argv: The arguments (without the program name); ``None`` means ``sys.argv[1:]``.
+
+    Returns:
+        0 on success, 1 on a store error, 2 on a usage error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error
+        return exc.code if isinstance(exc.code, int) else 2
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        return _fail(2, str(exc))
+    except StoreFailure as exc:
+        return _fail(1, str(exc))
+    except SeqStoreError as exc:
+        return _fail(1, _store_message(exc))
+    except ValueError as exc:
+        # Raised by a store's constructor about an argument the URL gave it.
+        return _fail(2, f"bad store URL: {exc}")
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except BrokenPipeError:
+        # The reader went away (fixseq show | head): nothing more to say.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (ImportError, OSError) as exc:
+        return _fail(1, str(exc))
+    except Exception as exc:  # one line, never a traceback, for an operator at 3 a.m.
+        return _fail(1, f"{type(exc).__name__}: {exc}")
