@@ -17,10 +17,13 @@ both build on it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlsplit
+
+from ._urls import StoreURL, _open, parse_url, redact_url
 
 if TYPE_CHECKING:
     from ._protocols import AdminSeqStore
@@ -29,7 +32,6 @@ __all__ = ["check_engine_url", "open_session_store", "session_file_name", "sessi
 
 _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", ">": "%3E"})
 _SLUG_JUNK = re.compile(r"[^A-Za-z0-9._]+")
-_SCHEMES = ("memory", "file", "sqlite", "postgresql", "postgres")
 
 
 def session_name(begin_string: str, sender_comp_id: str, target_comp_id: str, qualifier: str) -> str:
@@ -79,81 +81,54 @@ def session_file_name(name: str) -> str:
     return f"{slug}.{digest}.seq"
 
 
-def check_engine_url(url: str) -> str:
-    """Check that ``url`` names a store for an engine integration, without a session.
+def check_engine_url(url: str) -> StoreURL:
+    """Parse a URL naming a store for an engine integration, without a session.
 
     Args:
-        url: ``memory:``, ``file:DIR``, ``sqlite:///PATH`` or ``postgresql://...``.
+        url: ``memory:``, ``file:DIR``, ``sqlite:///PATH`` or ``postgresql://...``
+            (the grammar of :func:`fixseq.open_store`, without ``session=``).
 
     Returns:
-        The scheme, lower case (``"postgres"`` is returned as ``"postgresql"``).
+        The parsed URL.
 
     Raises:
         TypeError: ``url`` is not a ``str``.
-        ValueError: The URL is empty, has an unknown scheme, or names a session
-            (the integration fills in one per FIX session).
+        ValueError: The URL is malformed (see :func:`fixseq.open_store`) or
+            names a session (the integration fills in one per FIX session).
     """
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str, not {type(url).__name__}")
-    if not url:
-        raise ValueError("empty store URL")
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme not in _SCHEMES:
+    spec = parse_url(url)
+    if spec.session is not None:
         raise ValueError(
-            f"store URL {url!r}: unknown scheme {scheme!r}; "
-            "use memory:, file:DIR, sqlite:///PATH or postgresql://..."
-        )
-    query = urlsplit(url).query
-    if any(key == "session" for key, _ in parse_qsl(query, keep_blank_values=True)):
-        raise ValueError(
-            f"store URL {url!r} names a session; leave session= out: "
+            f"store URL {redact_url(url)!r} names a session; leave session= out: "
             "the integration names one session per FIX session id"
         )
-    if scheme == "file" and not url[len("file:") :].split("?", 1)[0]:
-        raise ValueError(f"store URL {url!r}: file: needs a directory")
-    return "postgresql" if scheme == "postgres" else scheme
+    return spec
 
 
-def _with_session(url: str, name: str) -> str:
-    """Return ``url`` with ``session=NAME`` added to its query (percent-encoded)."""
-    base, sep, query = url.partition("?")
-    param = "session=" + quote(name, safe="")
-    return f"{base}?{query}&{param}" if sep and query else f"{base}?{param}"
-
-
-def open_session_store(url: str, name: str, *, create: bool = True) -> AdminSeqStore:
-    """Open the store that ``url`` names for session ``name``.
+def open_session_store(
+    spec: StoreURL, name: str, *, create: bool | None = None
+) -> AdminSeqStore:
+    """Open the store that ``spec`` names for session ``name``.
 
     Args:
-        url: A URL accepted by :func:`check_engine_url` (no ``session=``).
+        spec: A URL parsed by :func:`check_engine_url`.
         name: The session name (:func:`session_name`).
-        create: With ``False`` a missing store raises a ``SeqStoreError``
-            instead of starting at 1 (ignored by ``memory:``).
+        create: ``False``: a missing store raises a ``SeqStoreError`` instead
+            of starting at 1; ``True``: it is created; ``None``: as the URL
+            says (``create=0|1``), else created.
 
     Returns:
-        An open :class:`~fixseq.AdminSeqStore` for that one session.
+        An open :class:`~fixseq.AdminSeqStore` for that one session (a fresh
+        :class:`~fixseq.MemorySeqStore` for ``memory:``).
 
     Raises:
-        ValueError: The URL is malformed (see :func:`check_engine_url`).
         SeqStoreError: The store cannot be opened; ``CorruptStoreError`` when
             it exists but holds no valid state.
     """
-    scheme = check_engine_url(url)
-    if scheme == "memory":
-        from ._memory import MemorySeqStore
-
-        return MemorySeqStore()
-    from ._urls import open_store
-
-    if scheme == "file":
-        from pathlib import Path
-
-        from ._file import FileSeqStore
-        from ._urls import parse_file_url
-
-        directory, options = parse_file_url(url)
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        return FileSeqStore(
-            Path(directory) / session_file_name(name), **options, create=create, session=name
-        )
-    return open_store(_with_session(url, name), create=create)
+    if spec.kind == "file":
+        assert spec.path is not None
+        directory = Path(spec.path)
+        if create is not False and spec.create is not False:
+            directory.mkdir(parents=True, exist_ok=True)
+        spec = dataclasses.replace(spec, path=str(directory / session_file_name(name)))
+    return _open(dataclasses.replace(spec, session=name), create=create)

@@ -20,12 +20,13 @@ import contextlib
 import json
 import os
 import random
-import selectors
+import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -37,7 +38,8 @@ from fixcore.session.session_settings import SessionSettings
 from fixcore.transport.acceptor import SocketAcceptor
 from fixcore.transport.initiator import SocketInitiator
 
-from .fixcore import StoreFactory
+from ._engines import check_engine_url, open_session_store
+from .fixcore import StoreFactory, fixcore_session_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,19 +131,17 @@ def _settings(role: str, port: int, sender: str, target: str) -> SessionSettings
     )
 
 
-async def _commands(queue: asyncio.Queue[str]) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        await queue.put(line.strip() or "logout")
-        if not line:
-            return
+def _read_commands(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> None:
+    """Feed stdin lines to the loop; a daemon thread, so it never holds up exit."""
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(queue.put_nowait, line.strip())
+    loop.call_soon_threadsafe(queue.put_nowait, "logout")
 
 
 async def _run_engine(args: argparse.Namespace) -> None:
     record = _Recorder(args.record)
     app = _StreamingApp(record)
-    factory = StoreFactory(args.url, create=not args.no_create)
+    factory = StoreFactory(args.url, create=False if args.no_create else None)
     settings = _settings(args.role, args.port, args.sender, args.target)
     engine: SocketInitiator | SocketAcceptor
     if args.role == "initiator":
@@ -156,7 +156,9 @@ async def _run_engine(args: argparse.Namespace) -> None:
     (session,) = engine.sessions.values()
     _say(ev="ready")
     queue: asyncio.Queue[str] = asyncio.Queue()
-    reader = asyncio.get_running_loop().create_task(_commands(queue))
+    threading.Thread(
+        target=_read_commands, args=(asyncio.get_running_loop(), queue), daemon=True
+    ).start()
     streaming = args.interval > 0
     try:
         while True:
@@ -180,12 +182,17 @@ async def _run_engine(args: argparse.Namespace) -> None:
             # Wait for the peer's Logout (or fixcore's LogoutTimeout) before stopping.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(app.logged_out.wait(), 5)
-        snapshot = [store.wrapped.snapshot() for store in factory._stores.values()]
         await engine.stop()
-        factory.close()
-        _say(ev="stopped", state=[list(s) for s in snapshot])
+        store = factory.store(session.session_id)
+        assert store is not None
+        store.close()  # makes the inbound mark durable as far as it is safe
+        with open_session_store(
+            check_engine_url(args.url), fixcore_session_name(session.session_id), create=False
+        ) as reopened:
+            state = list(reopened.snapshot())
+        _say(ev="stopped", state=state)
     finally:
-        reader.cancel()
+        factory.close()
 
 
 def child_main(argv: Sequence[str] | None = None) -> None:
@@ -229,24 +236,37 @@ class Child:
             env=env,
         )
         assert self.proc.stdout is not None
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        # Read the pipe's bytes directly: a buffered readline() reads ahead,
+        # and select() cannot see lines already sitting in that buffer.
+        self._fd = self.proc.stdout.fileno()
+        self._pending = b""
         self.events: list[dict[str, Any]] = []
+
+    def _next_line(self, deadline: float) -> bytes | None:
+        while b"\n" not in self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                return b""
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line + b"\n"
 
     def wait_for(self, ev: str, timeout: float) -> dict[str, Any]:
         """Return the next event named ``ev``; raise TimeoutError or RuntimeError."""
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            line = self._next_line(deadline)
+            if line is None:
                 raise TimeoutError(f"no {ev!r} from {self.proc.args!r} in {timeout}s")
-            if not self._selector.select(left):
-                continue
-            line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"child exited ({self.proc.wait()}) before {ev!r}")
-            event = json.loads(line)
+            event: dict[str, Any] = json.loads(line)
             self.events.append(event)
             if event.get("ev") == "error":
                 raise RuntimeError(f"child failed: {event['type']}: {event['text']}")
@@ -268,7 +288,10 @@ class Child:
         self.close()
 
     def finish(self, timeout: float) -> int:
-        """Wait for the child to exit; SIGKILL it after ``timeout``. Return its code."""
+        """Close its stdin, wait for it to exit; SIGKILL it after ``timeout``. Return its code."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -279,7 +302,6 @@ class Child:
 
     def close(self) -> None:
         """Close the pipes."""
-        self._selector.close()
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -324,7 +346,7 @@ def run_demo(directory: str | os.PathLike[str] | None = None, *, out: TextIO | N
     Raises:
         RuntimeError: An engine failed or did not log on in time.
     """
-    from ._engines import open_session_store, session_name
+    from ._engines import session_name
 
     print_to = out if out is not None else sys.stdout
 
@@ -342,7 +364,7 @@ def run_demo(directory: str | os.PathLike[str] | None = None, *, out: TextIO | N
         env = _child_env()
 
         def bank_numbers() -> str:
-            with open_session_store(bank_url, bank_name, create=False) as store:
+            with open_session_store(check_engine_url(bank_url), bank_name, create=False) as store:
                 next_out, next_in = store.snapshot()
             return f"next outbound {next_out}, next inbound expected {next_in}"
 

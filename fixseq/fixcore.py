@@ -426,7 +426,8 @@ class StoreFactory(_FixcoreStoreFactory):
         create: With ``False`` a session whose store is missing raises a
             ``SeqStoreError`` instead of starting at 1. Recommended once the
             sessions exist: an emptied or deleted database is otherwise
-            indistinguishable from a new one.
+            indistinguishable from a new one. ``None`` (the default): as the
+            URL says (``create=0``), else a missing store is created.
         max_bodies: Outbound message bodies kept in memory per session for
             resends; older ones are gap-filled.
 
@@ -435,14 +436,16 @@ class StoreFactory(_FixcoreStoreFactory):
         ValueError: The URL is malformed or names a session; ``max_bodies`` < 0.
     """
 
-    def __init__(self, url: str, *, create: bool = True, max_bodies: int = 10_000) -> None:
-        check_engine_url(url)
+    def __init__(
+        self, url: str, *, create: bool | None = None, max_bodies: int = 10_000
+    ) -> None:
+        self._spec = check_engine_url(url)
         if type(max_bodies) is not int:
             raise TypeError(f"max_bodies must be an int, not {type(max_bodies).__name__}")
         if max_bodies < 0:
             raise ValueError(f"max_bodies must be >= 0, got {max_bodies}")
         self._url = url
-        self._create = bool(create)
+        self._create = create
         self._max_bodies = max_bodies
         self._stores: dict[SessionID, SeqMessageStore] = {}
         self._lock = threading.Lock()
@@ -466,7 +469,7 @@ class StoreFactory(_FixcoreStoreFactory):
             if current is not None and not current._closed:
                 raise ValueError(f"session {session_id} already has an open store")
             seq = open_session_store(
-                self._url, fixcore_session_name(session_id), create=self._create
+                self._spec, fixcore_session_name(session_id), create=self._create
             )
             try:
                 store = SeqMessageStore(seq, max_bodies=self._max_bodies)

@@ -117,7 +117,8 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
             session's store is opened now, so a damaged store raises before
             QuickFIX starts (otherwise each opens in ``onCreate``).
         create: With ``False`` a session whose store is missing raises a
-            ``SeqStoreError`` instead of starting at 1.
+            ``SeqStoreError`` instead of starting at 1 (recommended once the
+            sessions exist); ``None``: as the URL says, else created.
 
     Raises:
         TypeError: ``url`` is not a ``str``.
@@ -132,13 +133,12 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
         url: str,
         *,
         settings: Any | None = None,
-        create: bool = True,
+        create: bool | None = None,
     ) -> None:
         _fix.Application.__init__(self)
-        check_engine_url(url)
+        self._spec = check_engine_url(url)
         self._app = app
-        self._url = url
-        self._create = bool(create)
+        self._create = create
         self._lock = threading.Lock()
         self._sessions: dict[str, _Guarded] = {}
         if settings is not None:
@@ -159,7 +159,7 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
         with self._lock:
             guarded = self._sessions.get(name)
             if guarded is None:
-                guarded = _Guarded(open_session_store(self._url, name, create=self._create))
+                guarded = _Guarded(open_session_store(self._spec, name, create=self._create))
                 self._sessions[name] = guarded
             return guarded
 

@@ -11,9 +11,11 @@ sent/received application messages and inbound Logons appended to
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
-import selectors
+import queue
+import signal
 import sys
 import threading
 import time
@@ -112,6 +114,7 @@ def main() -> None:
     parser.add_argument("--guard")
     parser.add_argument("--interval", type=float, default=0.005)
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1)
     os.makedirs(args.dir, exist_ok=True)
     cfg = os.path.join(args.dir, "session.cfg")
     with open(cfg, "w") as fh:
@@ -136,12 +139,21 @@ def main() -> None:
     engine = kind(engine_app, store, settings, log)
     engine.start()
     say(ev="ready")
-    selector = selectors.DefaultSelector()
-    selector.register(sys.stdin, selectors.EVENT_READ)
+    commands: queue.Queue[str] = queue.Queue()
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            commands.put(line.strip())
+        commands.put("logout")
+
+    threading.Thread(target=read_commands, daemon=True).start()
     streaming = args.interval > 0
     while True:
-        if selector.select(args.interval if streaming else None):
-            command = sys.stdin.readline().strip() or "logout"
+        try:
+            command = commands.get(timeout=args.interval if streaming else None)
+        except queue.Empty:
+            command = ""
+        if command:
             if command == "quiet":
                 streaming = False
                 say(ev="quiet")

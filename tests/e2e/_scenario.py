@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import random
+import signal
 import socket
 import struct
 import sys
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--settle", type=float, default=20.0)
     args = parser.parse_args()
     loopback_up()
     rng = random.Random(args.seed)
@@ -138,7 +141,7 @@ def main() -> None:
             child.send("quiet")
             child.wait_for("quiet", 10)
         # Everything the peer sent must reach our application (resends included).
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + args.settle
         while time.monotonic() < deadline:
             sent = {e["seq"] for e in read_record(peer_record) if e["ev"] == "sent"}
             got = {e["seq"] for e in read_record(our_record) if e["ev"] == "recv"}
@@ -154,6 +157,14 @@ def main() -> None:
         report["acceptor_final"] = acceptor.wait_for("stopped", 20)["state"]
         for child in (initiator, acceptor):
             report.setdefault("exit_codes", []).append(child.finish(10))
+    except BaseException:
+        # Dump every live child's threads (QuickFIX children register
+        # faulthandler on SIGUSR1) so a hang can be diagnosed from stderr.
+        for child in children:
+            if child.proc.poll() is None and "_quickfix_child" in " ".join(child.proc.args):
+                os.kill(child.proc.pid, signal.SIGUSR1)
+        time.sleep(0.5)
+        raise
     finally:
         for child in children:
             child.kill()
