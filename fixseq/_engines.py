@@ -76,7 +76,7 @@ def session_file_name(name: str) -> str:
     Returns:
         For example ``"FIX.4.4-BANK-BROKER.1f3a9c0b7d2e4f60.seq"``.
     """
-    slug = _SLUG_JUNK.sub("-", name).strip("-")[:64] or "session"
+    slug = _SLUG_JUNK.sub("-", name).strip("-.")[:64] or "session"
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{slug}.{digest}.seq"
 
