@@ -199,7 +199,7 @@ def quickfix_settings(tmp_path: Path) -> Any:
     cfg = tmp_path / "qf.cfg"
     cfg.write_text(
         "[DEFAULT]\nConnectionType=initiator\nStartTime=00:00:00\nEndTime=00:00:00\n"
-        "HeartBtInt=30\nSocketConnectHost=127.0.0.1\nSocketConnectPort=1\n"
+        "HeartBtInt=30\nSocketConnectHost=127.0.0.1\nSocketConnectPort=1\nUseDataDictionary=N\n"
         f"FileStorePath={tmp_path / 'qfstore'}\n"
         "[SESSION]\nBeginString=FIX.4.4\nSenderCompID=BANK\nTargetCompID=BROKER\n"
     )
