@@ -34,7 +34,9 @@ _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", ">": "%3E"})
 _SLUG_JUNK = re.compile(r"[^A-Za-z0-9._]+")
 
 
-def session_name(begin_string: str, sender_comp_id: str, target_comp_id: str, qualifier: str) -> str:
+def session_name(
+    begin_string: str, sender_comp_id: str, target_comp_id: str, qualifier: str
+) -> str:
     """Return the fixseq session name of a FIX session id, losslessly.
 
     The form is QuickFIX's own ``BEGIN:SENDER->TARGET`` (``:QUALIFIER`` appended
@@ -105,9 +107,7 @@ def check_engine_url(url: str) -> StoreURL:
     return spec
 
 
-def open_session_store(
-    spec: StoreURL, name: str, *, create: bool | None = None
-) -> AdminSeqStore:
+def open_session_store(spec: StoreURL, name: str, *, create: bool | None = None) -> AdminSeqStore:
     """Open the store that ``spec`` names for session ``name``.
 
     Args:

@@ -163,9 +163,7 @@ async def _run_engine(args: argparse.Namespace) -> None:
     try:
         while True:
             with contextlib.suppress(TimeoutError):
-                command = await asyncio.wait_for(
-                    queue.get(), args.interval if streaming else None
-                )
+                command = await asyncio.wait_for(queue.get(), args.interval if streaming else None)
                 if command == "quiet":
                     streaming = False
                     _say(ev="quiet")
@@ -228,6 +226,7 @@ class Child:
     """A child engine process read line by line, with a deadline on every wait."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -263,7 +262,7 @@ class Child:
         while True:
             line = self._next_line(deadline)
             if line is None:
-                raise TimeoutError(f"no {ev!r} from {self.proc.args!r} in {timeout}s")
+                raise TimeoutError(f"no {ev!r} from {self.argv!r} in {timeout}s")
             if not line:
                 raise RuntimeError(f"child exited ({self.proc.wait()}) before {ev!r}")
             event: dict[str, Any] = json.loads(line)
@@ -308,7 +307,9 @@ class Child:
                     pipe.close()
 
 
-def _child_argv(role: str, port: int, url: str, sender: str, target: str, record: Path) -> list[str]:
+def _child_argv(
+    role: str, port: int, url: str, sender: str, target: str, record: Path
+) -> list[str]:
     return [
         sys.executable,
         "-m",

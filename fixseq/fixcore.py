@@ -32,7 +32,6 @@ What each store does:
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ from ._engines import check_engine_url, open_session_store, session_name
 from ._twins import offload, to_async
 
 if TYPE_CHECKING:
+    import datetime
     from types import TracebackType
 
     from fixcore.message.message import Message
@@ -436,9 +436,7 @@ class StoreFactory(_FixcoreStoreFactory):
         ValueError: The URL is malformed or names a session; ``max_bodies`` < 0.
     """
 
-    def __init__(
-        self, url: str, *, create: bool | None = None, max_bodies: int = 10_000
-    ) -> None:
+    def __init__(self, url: str, *, create: bool | None = None, max_bodies: int = 10_000) -> None:
         self._spec = check_engine_url(url)
         if type(max_bodies) is not int:
             raise TypeError(f"max_bodies must be an int, not {type(max_bodies).__name__}")

@@ -173,7 +173,7 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
 
     # -- QuickFIX callbacks ---------------------------------------------------------
 
-    def onCreate(self, sessionID: Any) -> None:  # noqa: N802, N803 - QuickFIX's names
+    def onCreate(self, sessionID: Any) -> None:
         """Set QuickFIX's next numbers from fixseq, then call yours."""
         guarded = self._guarded(sessionID)
         with guarded.lock:
@@ -184,30 +184,30 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
                 session.setNextTargetMsgSeqNum(next_in)
         self._app.onCreate(sessionID)
 
-    def onLogon(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogon(self, sessionID: Any) -> None:
         """Call yours."""
         self._app.onLogon(sessionID)
 
-    def onLogout(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogout(self, sessionID: Any) -> None:
         """Call yours."""
         self._app.onLogout(sessionID)
 
-    def toAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toAdmin(self, message: Any, sessionID: Any) -> None:
         """Call yours, then make the outbound number durable before QuickFIX sends."""
         self._app.toAdmin(message, sessionID)
         self._outbound(message, sessionID)
 
-    def toApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toApp(self, message: Any, sessionID: Any) -> None:
         """Call yours (``DoNotSend`` passes through), then make the number durable."""
         self._app.toApp(message, sessionID)
         self._outbound(message, sessionID)
 
-    def fromAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromAdmin(self, message: Any, sessionID: Any) -> None:
         """Call yours; once it returned, record the inbound number."""
         self._app.fromAdmin(message, sessionID)
         self._inbound(message, sessionID)
 
-    def fromApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromApp(self, message: Any, sessionID: Any) -> None:
         """Call yours; once it returned, record the inbound number."""
         self._app.fromApp(message, sessionID)
         self._inbound(message, sessionID)

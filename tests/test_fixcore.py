@@ -6,16 +6,17 @@ import asyncio
 import datetime
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from engine_support import require
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fixseq import MemorySeqStore, SeqStoreError, StoreClosedError
 from fixseq._engines import check_engine_url, open_session_store, session_file_name, session_name
 
-pytest.importorskip("fixcore", reason="the fixcore extra is part of .[dev]")
+require("fixcore", "fixcore")
 
 from fixcore.application import Application  # noqa: E402
 from fixcore.message.message import Message  # noqa: E402
@@ -25,6 +26,9 @@ from fixcore.transport.acceptor import SocketAcceptor  # noqa: E402
 from fixcore.transport.initiator import SocketInitiator  # noqa: E402
 
 from fixseq.fixcore import SeqMessageStore, StoreFactory, fixcore_session_name  # noqa: E402
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SID = SessionID("FIX.4.4", "BANK", "BROKER")
 fields = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
@@ -295,20 +299,26 @@ def test_close_closes_the_fixseq_store() -> None:
 
 
 def test_import_fixseq_imports_no_engine(child_env: dict[str, str]) -> None:
-    code = "import sys, fixseq; print(sorted(m for m in ('fixcore', 'quickfix') if m in sys.modules))"
+    code = (
+        "import sys, fixseq; print(sorted(m for m in ('fixcore', 'quickfix') if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("module", "engine", "extra"), [("fixcore", "fixcore", "fixseq[fixcore]"),
-                                                         ("quickfix", "quickfix", "fixseq[quickfix]")])
+@pytest.mark.parametrize(
+    ("module", "engine", "extra"),
+    [("fixcore", "fixcore", "fixseq[fixcore]"), ("quickfix", "quickfix", "fixseq[quickfix]")],
+)
 def test_missing_engine_names_the_extra(
     child_env: dict[str, str], module: str, engine: str, extra: str
 ) -> None:
     code = f"import sys; sys.modules[{engine!r}] = None\nimport fixseq.{module}"
-    out = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True
+    )
     assert out.returncode != 0
     assert "ImportError" in out.stderr and extra in out.stderr
 
@@ -351,10 +361,12 @@ async def one_session(root: Path, port: int, messages: int) -> tuple[Recording, 
     accept_factory = StoreFactory(f"file:{root / 'broker'}")
     init_factory = StoreFactory(f"sqlite:///{root / 'bank.db'}")
     broker, bank = Recording(), Recording()
-    acceptor = SocketAcceptor(settings("acceptor", port), accept_factory.application(broker),
-                              accept_factory)
-    initiator = SocketInitiator(settings("initiator", port), init_factory.application(bank),
-                                init_factory)
+    acceptor = SocketAcceptor(
+        settings("acceptor", port), accept_factory.application(broker), accept_factory
+    )
+    initiator = SocketInitiator(
+        settings("initiator", port), init_factory.application(bank), init_factory
+    )
     await acceptor.start()
     await initiator.start()
     try:
@@ -384,7 +396,8 @@ def test_loopback_session_continues_after_a_restart(tmp_path: Path) -> None:
     broker, _ = asyncio.run(one_session(tmp_path, port, 3))
     # Logon 8 (after Logout 7), then the News: the numbers went on, not back to 1.
     assert broker.received == [9, 10, 11]
-    bank = open_session_store(check_engine_url(f"sqlite:///{tmp_path / 'bank.db'}"),
-                              "FIX.4.4:BANK->BROKER", create=False)
+    bank = open_session_store(
+        check_engine_url(f"sqlite:///{tmp_path / 'bank.db'}"), "FIX.4.4:BANK->BROKER", create=False
+    )
     assert bank.snapshot() == (13, 5)  # BROKER sent Logon 1, Logout 2, Logon 3, Logout 4
     bank.close()

@@ -8,17 +8,22 @@ opening a socket. The callbacks are then called as QuickFIX calls them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from engine_support import require
 
 from fixseq import MemorySeqStore, SeqStoreError
 
-quickfix = pytest.importorskip("quickfix", reason="the quickfix extra is part of .[dev]")
+require("quickfix", "quickfix")
+
+import quickfix  # noqa: E402
 
 from fixseq.quickfix import SeqGuard, quickfix_session_name  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 class UserApp(quickfix.Application):  # type: ignore[misc]
@@ -34,25 +39,25 @@ class UserApp(quickfix.Application):  # type: ignore[misc]
         if self.fail:
             raise RuntimeError("the application failed")
 
-    def onCreate(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onCreate(self, sessionID: Any) -> None:
         self.seen.append(("create", 0))
 
-    def onLogon(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogon(self, sessionID: Any) -> None:
         pass
 
-    def onLogout(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogout(self, sessionID: Any) -> None:
         pass
 
-    def toAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toAdmin(self, message: Any, sessionID: Any) -> None:
         self._note("toAdmin", message)
 
-    def fromAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromAdmin(self, message: Any, sessionID: Any) -> None:
         self._note("fromAdmin", message)
 
-    def toApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toApp(self, message: Any, sessionID: Any) -> None:
         self._note("toApp", message)
 
-    def fromApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromApp(self, message: Any, sessionID: Any) -> None:
         self._note("fromApp", message)
 
 
@@ -252,8 +257,12 @@ def test_callbacks_from_many_threads(rig: Rig) -> None:
 
 def test_settings_open_every_store_up_front(tmp_path: Path) -> None:
     with pytest.raises(SeqStoreError):
-        SeqGuard(UserApp(), f"sqlite:///{tmp_path / 'none.db'}", settings=settings_file(tmp_path),
-                 create=False)
+        SeqGuard(
+            UserApp(),
+            f"sqlite:///{tmp_path / 'none.db'}",
+            settings=settings_file(tmp_path),
+            create=False,
+        )
     with SeqGuard(UserApp(), "memory:", settings=settings_file(tmp_path)) as guard:
         (sid,) = settings_file(tmp_path).getSessions()
         assert isinstance(guard.store(sid), MemorySeqStore)

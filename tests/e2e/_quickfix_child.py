@@ -48,25 +48,25 @@ class StreamingApp(fix.Application):  # type: ignore[misc]
         self.logged_on = threading.Event()
         self.logged_out = threading.Event()
 
-    def onCreate(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onCreate(self, sessionID: Any) -> None:
         pass
 
-    def onLogon(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogon(self, sessionID: Any) -> None:
         self.logged_out.clear()
         self.logged_on.set()
         say(ev="logon")
 
-    def onLogout(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogout(self, sessionID: Any) -> None:
         self.logged_on.clear()
         self.logged_out.set()
         say(ev="logout")
 
-    def toAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toAdmin(self, message: Any, sessionID: Any) -> None:
         header = message.getHeader()
         if _get(header, 35) == "A":
             self.record(ev="logon_out", seq=int(_get(header, 34)))
 
-    def fromAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromAdmin(self, message: Any, sessionID: Any) -> None:
         header = message.getHeader()
         if _get(header, 35) == "A":
             session = fix.Session.lookupSession(sessionID)
@@ -74,21 +74,19 @@ class StreamingApp(fix.Application):  # type: ignore[misc]
                 ev="logon_in", seq=int(_get(header, 34)), expected=session.getExpectedTargetNum()
             )
 
-    def toApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toApp(self, message: Any, sessionID: Any) -> None:
         header = message.getHeader()
         if _get(header, 43, "N") != "Y":
             self.record(ev="sent", seq=int(_get(header, 34)))
 
-    def fromApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromApp(self, message: Any, sessionID: Any) -> None:
         header = message.getHeader()
         self.record(ev="recv", seq=int(_get(header, 34)), possdup=_get(header, 43, "N") == "Y")
 
 
 def config(args: argparse.Namespace) -> str:
     if args.role == "initiator":
-        where = (
-            f"SocketConnectHost=127.0.0.1\nSocketConnectPort={args.port}\nReconnectInterval=1\n"
-        )
+        where = f"SocketConnectHost=127.0.0.1\nSocketConnectPort={args.port}\nReconnectInterval=1\n"
     else:
         # QuickFIX 1.15 has no SocketAcceptAddress: it binds every address, so
         # the scenarios run it in a network namespace whose only interface is lo.

@@ -124,7 +124,7 @@ def main() -> None:
             children.append(peer())
             children[-1].wait_for("ready", 20)
             children.append(ours())
-        the_peer = next(c for c in children if str(peer_record) in " ".join(c.proc.args))
+        the_peer = next(c for c in children if str(peer_record) in " ".join(c.argv))
         the_ours = children[-1] if the_peer is children[0] else children[0]
         the_ours.wait_for("logon", 20)
         if args.kill == "random":
@@ -161,7 +161,7 @@ def main() -> None:
         # Dump every live child's threads (QuickFIX children register
         # faulthandler on SIGUSR1) so a hang can be diagnosed from stderr.
         for child in children:
-            if child.proc.poll() is None and "_quickfix_child" in " ".join(child.proc.args):
+            if child.proc.poll() is None and "_quickfix_child" in " ".join(child.argv):
                 os.kill(child.proc.pid, signal.SIGUSR1)
         time.sleep(0.5)
         raise
@@ -174,7 +174,9 @@ def main() -> None:
     report["fixseq_recv"] = sorted({e["seq"] for e in our_events if e["ev"] == "recv"})
     report["fixseq_sent"] = len([e for e in our_events if e["ev"] == "sent"])
     report["possdup_recv"] = len([e for e in our_events if e["ev"] == "recv" and e["possdup"]])
-    report["peer_logons"] = [[e["seq"], e["expected"]] for e in peer_events if e["ev"] == "logon_in"]
+    report["peer_logons"] = [
+        [e["seq"], e["expected"]] for e in peer_events if e["ev"] == "logon_in"
+    ]
     report["fixseq_logons_out"] = [e["seq"] for e in our_events if e["ev"] == "logon_out"]
     lines = [e.get("text", "") for e in our_events if e["ev"] in ("in", "out", "event")]
     for log in root.glob("*/log/*.log"):

@@ -10,17 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from engine_support import require
 
 from fixseq import CorruptStoreError, SeqStoreError
 
-pytest.importorskip("fixcore", reason="the fixcore extra is part of .[dev]")
-quickfix = pytest.importorskip("quickfix", reason="the quickfix extra is part of .[dev]")
+require("fixcore", "fixcore")
+require("quickfix", "quickfix")
 
+import quickfix  # noqa: E402
 from fixcore.application import Application  # noqa: E402
 from fixcore.session.session_id import SessionID  # noqa: E402
 from fixcore.session.session_settings import SessionSettings  # noqa: E402
@@ -30,6 +30,10 @@ from fixcore.transport.initiator import SocketInitiator  # noqa: E402
 
 from fixseq.fixcore import StoreFactory  # noqa: E402
 from fixseq.quickfix import SeqGuard  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 SID = SessionID("FIX.4.4", "BANK", "BROKER")
 
@@ -173,25 +177,25 @@ def test_fixcore_own_file_store_silently_starts_at_1_on_the_same_damage(tmp_path
 class NullApp(quickfix.Application):  # type: ignore[misc]
     """A QuickFIX application that does nothing."""
 
-    def onCreate(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onCreate(self, sessionID: Any) -> None:
         pass
 
-    def onLogon(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogon(self, sessionID: Any) -> None:
         pass
 
-    def onLogout(self, sessionID: Any) -> None:  # noqa: N802, N803
+    def onLogout(self, sessionID: Any) -> None:
         pass
 
-    def toAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toAdmin(self, message: Any, sessionID: Any) -> None:
         pass
 
-    def fromAdmin(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromAdmin(self, message: Any, sessionID: Any) -> None:
         pass
 
-    def toApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def toApp(self, message: Any, sessionID: Any) -> None:
         pass
 
-    def fromApp(self, message: Any, sessionID: Any) -> None:  # noqa: N802, N803
+    def fromApp(self, message: Any, sessionID: Any) -> None:
         pass
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import require
 
-pytest.importorskip("fixcore", reason="the fixcore extra is part of .[dev]")
-pytest.importorskip("quickfix", reason="the quickfix extra is part of .[dev]")
+require("fixcore", "fixcore")
+require("quickfix", "quickfix")
 
 HERE = Path(__file__).resolve().parent
 SCENARIO_TIMEOUT = 55.0
