@@ -324,6 +324,14 @@ def _child_argv(
     ]
 
 
+def _events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            events.append(json.loads(line))  # a killed writer's last line may be cut
+    return events
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parents[1])
@@ -394,13 +402,24 @@ def run_demo(directory: str | os.PathLike[str] | None = None, *, out: TextIO | N
             )
             children.append(bank)
             bank.wait_for("logon", 20)
-            say("BANK restarted and logged on again where it left off (no 'MsgSeqNum too low')")
+            logons = [e["seq"] for e in _events(root / "bank.log") if e["ev"] == "logon_out"]
+            say(f"BANK restarted and logged on with MsgSeqNum {logons[-1]}; BROKER accepted it")
             time.sleep(0.5)
             bank.send("logout")
             bank.wait_for("stopped", 20)
             broker.send("logout")
             broker.wait_for("stopped", 20)
             say(f"Both logged out. BANK's store now says: {bank_numbers()}")
+            too_low = [
+                e["text"]
+                for log in ("bank.log", "broker.log")
+                for e in _events(root / log)
+                if "too low" in e.get("text", "").lower()
+            ]
+            if too_low:
+                say(f"'MsgSeqNum too low' was logged {len(too_low)} time(s): {too_low[0]}")
+            else:
+                say("Neither engine logged 'MsgSeqNum too low'.")
         finally:
             for child in children:
                 child.finish(5) if child.proc.poll() is not None else child.kill()

@@ -51,7 +51,10 @@ from ._twins import offload, to_async
 
 if TYPE_CHECKING:
     import datetime
+    import os
     from types import TracebackType
+
+    from typing import TextIO
 
     from fixcore.message.message import Message
     from fixcore.session.session_id import SessionID
@@ -59,7 +62,13 @@ if TYPE_CHECKING:
 
     from ._protocols import AdminSeqStore, AsyncAdminSeqStore
 
-__all__ = ["SeqApplication", "SeqMessageStore", "StoreFactory", "fixcore_session_name"]
+__all__ = [
+    "SeqApplication",
+    "SeqMessageStore",
+    "StoreFactory",
+    "fixcore_session_name",
+    "run_demo",
+]
 
 logger = logging.getLogger("fixseq.fixcore")
 
@@ -517,3 +526,24 @@ class StoreFactory(_FixcoreStoreFactory):
     ) -> None:
         """Close every store."""
         self.close()
+
+
+def run_demo(directory: str | os.PathLike[str] | None = None, *, out: TextIO | None = None) -> None:
+    """Two fixcore engines on fixseq stores over 127.0.0.1; one is SIGKILLed and restarted.
+
+    What ``fixseq demo --engine fixcore`` runs. An acceptor (BROKER) and an
+    initiator (BANK), each a child process on its own ``file:`` store in
+    ``directory``, stream News to each other; BANK is killed with SIGKILL
+    mid-stream, its numbers are read back from its store and printed, it is
+    restarted, logs on where it left off, and both log out.
+
+    Args:
+        directory: Where the stores and logs go; ``None``: a temporary directory.
+        out: Where to print (default ``sys.stdout``).
+
+    Raises:
+        RuntimeError: An engine failed or did not log on in time.
+    """
+    from ._fixcore_demo import run_demo as run
+
+    run(directory, out=out)

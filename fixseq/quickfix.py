@@ -115,7 +115,9 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
             QuickFIX session, named by its full session id.
         settings: QuickFIX's ``SessionSettings``. When given, every configured
             session's store is opened now, so a damaged store raises before
-            QuickFIX starts (otherwise each opens in ``onCreate``).
+            QuickFIX starts. Otherwise each opens in ``onCreate``, where an
+            error ends the process (the QuickFIX bindings exit on an exception
+            they do not map).
         create: With ``False`` a session whose store is missing raises a
             ``SeqStoreError`` instead of starting at 1 (recommended once the
             sessions exist); ``None``: as the URL says, else created.

@@ -401,3 +401,21 @@ def test_loopback_session_continues_after_a_restart(tmp_path: Path) -> None:
     )
     assert bank.snapshot() == (13, 5)  # BROKER sent Logon 1, Logout 2, Logon 3, Logout 4
     bank.close()
+
+
+def test_demo_runs_to_completion(tmp_path: Path) -> None:
+    import io
+
+    from fixseq.fixcore import run_demo
+
+    out = io.StringIO()
+    run_demo(tmp_path, out=out)
+    text = out.getvalue()
+    assert "killed with SIGKILL" in text
+    assert "Neither engine logged 'MsgSeqNum too low'." in text
+    lines = text.splitlines()
+    killed = next(line for line in lines if "killed with SIGKILL" in line)
+    restarted = next(line for line in lines if "restarted" in line)
+    stored_out = int(killed.split("next outbound ")[1].split(",")[0])
+    logon_seq = int(restarted.split("MsgSeqNum ")[1].split(";")[0])
+    assert logon_seq == stored_out  # it logged on exactly where its store said

@@ -126,13 +126,27 @@ def main() -> None:
             children.append(ours())
         the_peer = next(c for c in children if str(peer_record) in " ".join(c.argv))
         the_ours = children[-1] if the_peer is children[0] else children[0]
-        the_ours.wait_for("logon", 20)
         if args.kill == "random":
+            the_ours.wait_for("logon", 20)
             delay = rng.uniform(0.2, 1.5)
             report["kill_after_s"] = delay
             time.sleep(delay)
+        else:
+            # Right after our Logon went out: the moment the peer has it.
+            deadline = time.monotonic() + 20
+            while not any(e["ev"] == "logon_in" for e in read_record(peer_record)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the peer never received our Logon")
+                time.sleep(0.002)
         the_ours.kill()
         report["killed_at"] = time.time()
+        if args.engine == "quickfix":
+            # QuickFIX's own store would now say 1/1 (it silently does so for an
+            # empty, torn or garbled seqnums file): the guard must restore the numbers.
+            wrecked = list((root / "guarded" / "store").glob("*.seqnums"))
+            for path in wrecked:
+                path.write_bytes(b"")
+            report["wrecked_quickfix_files"] = len(wrecked)
         the_ours = ours()
         children.append(the_ours)
         the_ours.wait_for("logon", 30)

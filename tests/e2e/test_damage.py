@@ -235,3 +235,57 @@ def test_lost_sqlite_database_with_create_false_stops_seqguard(tmp_path: Path) -
     with pytest.raises(SeqStoreError):
         SeqGuard(NullApp(), f"sqlite:///{db}", settings=settings, create=False)
     assert not db.exists()
+
+
+QUICKFIX_RUN = """
+import sys, quickfix as fix
+settings = fix.SessionSettings(sys.argv[1])
+(sid,) = settings.getSessions()
+
+class App(fix.Application):
+    def onCreate(self, s): pass
+    def onLogon(self, s): pass
+    def onLogout(self, s): pass
+    def toAdmin(self, m, s): pass
+    def fromAdmin(self, m, s): pass
+    def toApp(self, m, s): pass
+    def fromApp(self, m, s): pass
+
+app = App()
+engine = fix.SocketInitiator(app, fix.FileStoreFactory(settings), settings,
+                             fix.ScreenLogFactory(False, False, False))
+session = fix.Session.lookupSession(sid)
+if sys.argv[2] == "set":
+    session.setNextSenderMsgSeqNum(41)
+    session.setNextTargetMsgSeqNum(17)
+print(session.getExpectedSenderNum(), session.getExpectedTargetNum())
+"""
+
+
+def test_quickfix_own_file_store_silently_starts_at_1_on_an_emptied_file(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    # The baseline SeqGuard beats (and what the e2e scenarios do to the guarded
+    # side's QuickFIX store after each kill). Each run is its own process:
+    # QuickFIX allows one session object per id per process.
+    import subprocess
+    import sys
+
+    quickfix_settings(tmp_path)
+
+    def run(mode: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", QUICKFIX_RUN, str(tmp_path / "qf.cfg"), mode],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    assert run("set") == "41 17"
+    assert run("read") == "41 17"
+    (seqnums,) = (tmp_path / "qfstore").glob("*.seqnums")
+    empty(seqnums)
+    assert run("read") == "1 1"

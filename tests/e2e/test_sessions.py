@@ -142,6 +142,9 @@ def test_quickfix_guarded_killed_and_restarted(
         url=store_url(kind, tmp_path),
         seed=seed,
     )
+    # QuickFIX's own seqnums file was emptied after the kill (QuickFIX would
+    # silently start at 1/1): the guard restored the numbers.
+    assert report["wrecked_quickfix_files"] == 1
     check_session(report)
 
 
