@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     import datetime
     import os
     from types import TracebackType
-
     from typing import TextIO
 
     from fixcore.message.message import Message
@@ -371,6 +370,8 @@ class SeqApplication(Application):
         return self._app
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never recurse before __init__ set _app (copy, pickle)
+            raise AttributeError(name)
         return getattr(self._app, name)
 
     def on_create(self, session_id: SessionID) -> None:

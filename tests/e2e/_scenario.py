@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--settle", type=float, default=20.0)
+    parser.add_argument("--settle", type=float, default=10.0)
     args = parser.parse_args()
     loopback_up()
     rng = random.Random(args.seed)
@@ -118,22 +118,22 @@ def main() -> None:
     try:
         if args.role == "acceptor":
             children.append(ours())
-            children[-1].wait_for("ready", 20)
+            children[-1].wait_for("ready", 15)
             children.append(peer())
         else:
             children.append(peer())
-            children[-1].wait_for("ready", 20)
+            children[-1].wait_for("ready", 15)
             children.append(ours())
         the_peer = next(c for c in children if str(peer_record) in " ".join(c.argv))
         the_ours = children[-1] if the_peer is children[0] else children[0]
         if args.kill == "random":
-            the_ours.wait_for("logon", 20)
+            the_ours.wait_for("logon", 15)
             delay = rng.uniform(0.2, 1.5)
             report["kill_after_s"] = delay
             time.sleep(delay)
         else:
             # Right after our Logon went out: the moment the peer has it.
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 15
             while not any(e["ev"] == "logon_in" for e in read_record(peer_record)):
                 if time.monotonic() > deadline:
                     raise TimeoutError("the peer never received our Logon")
@@ -149,7 +149,7 @@ def main() -> None:
             report["wrecked_quickfix_files"] = len(wrecked)
         the_ours = ours()
         children.append(the_ours)
-        the_ours.wait_for("logon", 30)
+        the_ours.wait_for("logon", 20)
         time.sleep(rng.uniform(0.5, 1.0))
         for child in (the_ours, the_peer):
             child.send("quiet")
@@ -166,11 +166,11 @@ def main() -> None:
             (the_ours, the_peer) if args.role == "initiator" else (the_peer, the_ours)
         )
         initiator.send("logout")
-        report["initiator_final"] = initiator.wait_for("stopped", 20)["state"]
+        report["initiator_final"] = initiator.wait_for("stopped", 10)["state"]
         acceptor.send("logout")
-        report["acceptor_final"] = acceptor.wait_for("stopped", 20)["state"]
+        report["acceptor_final"] = acceptor.wait_for("stopped", 10)["state"]
         for child in (initiator, acceptor):
-            report.setdefault("exit_codes", []).append(child.finish(10))
+            report.setdefault("exit_codes", []).append(child.finish(5))
     except BaseException:
         # Dump every live child's threads (QuickFIX children register
         # faulthandler on SIGUSR1) so a hang can be diagnosed from stderr.

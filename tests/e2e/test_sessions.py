@@ -27,7 +27,7 @@ require("fixcore", "fixcore")
 require("quickfix", "quickfix")
 
 HERE = Path(__file__).resolve().parent
-SCENARIO_TIMEOUT = 55.0
+SCENARIO_TIMEOUT = 45.0
 
 
 def run_scenario(
@@ -39,7 +39,7 @@ def run_scenario(
     kill: str,
     url: str,
     seed: int,
-    settle: float = 20.0,
+    settle: float = 10.0,
 ) -> dict[str, Any]:
     unshare = shutil.which("unshare")
     assert unshare is not None, "util-linux's unshare is needed for a loopback-only namespace"
