@@ -87,8 +87,10 @@ def _say(**event: Any) -> None:
 
 
 class _StreamingApp(Application):
-    def __init__(self, record: _Recorder) -> None:
+    def __init__(self, record: _Recorder, die_in_from_app: int = 0) -> None:
         self._record = record
+        self._die_at = die_in_from_app
+        self._received = 0
         self.logged_out = asyncio.Event()
 
     def on_logon(self, session_id: SessionID) -> None:
@@ -113,6 +115,10 @@ class _StreamingApp(Application):
             seq=int(message.header.get(34)),
             possdup=message.header.get_or(43, "N") == "Y",
         )
+        self._received += 1
+        if self._received == self._die_at:
+            # A crash inside the application's callback, after it saw the message.
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _settings(role: str, port: int, sender: str, target: str) -> SessionSettings:
@@ -140,7 +146,7 @@ def _read_commands(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -
 
 async def _run_engine(args: argparse.Namespace) -> None:
     record = _Recorder(args.record)
-    app = _StreamingApp(record)
+    app = _StreamingApp(record, args.die_in_from_app)
     factory = StoreFactory(args.url, create=False if args.no_create else None)
     settings = _settings(args.role, args.port, args.sender, args.target)
     engine: SocketInitiator | SocketAcceptor
@@ -204,6 +210,7 @@ def child_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--record", required=True)
     parser.add_argument("--interval", type=float, default=0.005)
     parser.add_argument("--no-create", action="store_true")
+    parser.add_argument("--die-in-from-app", type=int, default=0, metavar="K")
     args = parser.parse_args(argv)
     try:
         asyncio.run(_run_engine(args))

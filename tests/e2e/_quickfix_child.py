@@ -45,6 +45,8 @@ class StreamingApp(fix.Application):  # type: ignore[misc]
     def __init__(self, record: Recorder) -> None:
         super().__init__()
         self.record = record
+        self.die_at = 0
+        self.received = 0
         self.logged_on = threading.Event()
         self.logged_out = threading.Event()
 
@@ -82,6 +84,10 @@ class StreamingApp(fix.Application):  # type: ignore[misc]
     def fromApp(self, message: Any, sessionID: Any) -> None:
         header = message.getHeader()
         self.record(ev="recv", seq=int(_get(header, 34)), possdup=_get(header, 43, "N") == "Y")
+        self.received += 1
+        if self.received == self.die_at:
+            # A crash inside the application's callback, after it saw the message.
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def config(args: argparse.Namespace) -> str:
@@ -111,6 +117,7 @@ def main() -> None:
     parser.add_argument("--record", required=True)
     parser.add_argument("--guard")
     parser.add_argument("--interval", type=float, default=0.005)
+    parser.add_argument("--die-in-from-app", type=int, default=0, metavar="K")
     args = parser.parse_args()
     faulthandler.register(signal.SIGUSR1)
     os.makedirs(args.dir, exist_ok=True)
@@ -120,6 +127,7 @@ def main() -> None:
     settings = fix.SessionSettings(cfg)
     (session_id,) = settings.getSessions()
     app = StreamingApp(Recorder(args.record))
+    app.die_at = args.die_in_from_app
     engine_app: Any = app
     guard = None
     if args.guard:

@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=("fixcore", "quickfix"), required=True)
     parser.add_argument("--role", choices=("initiator", "acceptor"), required=True)
-    parser.add_argument("--kill", choices=("random", "after-logon"), required=True)
+    parser.add_argument("--kill", choices=("random", "after-logon", "in-from-app"), required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--seed", type=int, required=True)
@@ -72,7 +72,8 @@ def main() -> None:
     us, them = ("BANK", "BROKER") if args.role == "initiator" else ("BROKER", "BANK")
     our_record, peer_record = root / "fixseq.jsonl", root / "peer.jsonl"
 
-    def ours() -> Child:
+    def ours(die_in_from_app: int = 0) -> Child:
+        extra = [f"--die-in-from-app={die_in_from_app}"] if die_in_from_app else []
         if args.engine == "fixcore":
             argv = [
                 sys.executable,
@@ -84,6 +85,7 @@ def main() -> None:
                 f"--sender={us}",
                 f"--target={them}",
                 f"--record={our_record}",
+                *extra,
             ]
         else:
             argv = [
@@ -96,6 +98,7 @@ def main() -> None:
                 f"--dir={root / 'guarded'}",
                 f"--record={our_record}",
                 f"--guard={args.url}",
+                *extra,
             ]
         return Child(argv)
 
@@ -115,18 +118,24 @@ def main() -> None:
 
     children: list[Child] = []
     report: dict[str, Any] = {"seed": args.seed}
+    die_at = rng.randint(20, 60) if args.kill == "in-from-app" else 0
     try:
         if args.role == "acceptor":
-            children.append(ours())
+            children.append(ours(die_at))
             children[-1].wait_for("ready", 15)
             children.append(peer())
         else:
             children.append(peer())
             children[-1].wait_for("ready", 15)
-            children.append(ours())
+            children.append(ours(die_at))
         the_peer = next(c for c in children if str(peer_record) in " ".join(c.argv))
         the_ours = children[-1] if the_peer is children[0] else children[0]
-        if args.kill == "random":
+        if args.kill == "in-from-app":
+            # It kills itself inside its from_app/fromApp for its die_at-th message.
+            the_ours.proc.wait(20)
+            recvs = [e for e in read_record(our_record) if e["ev"] == "recv"]
+            report["died_in_from_app_of"] = recvs[-1]["seq"]
+        elif args.kill == "random":
             the_ours.wait_for("logon", 15)
             delay = rng.uniform(0.2, 1.5)
             report["kill_after_s"] = delay
@@ -184,6 +193,12 @@ def main() -> None:
             child.kill()
     peer_events = read_record(peer_record)
     our_events = read_record(our_record)
+    if "died_in_from_app_of" in report:
+        report["deliveries_of_that_message"] = [
+            e["possdup"]
+            for e in our_events
+            if e["ev"] == "recv" and e["seq"] == report["died_in_from_app_of"]
+        ]
     report["peer_sent"] = sorted({e["seq"] for e in peer_events if e["ev"] == "sent"})
     report["fixseq_recv"] = sorted({e["seq"] for e in our_events if e["ev"] == "recv"})
     report["fixseq_sent"] = len([e for e in our_events if e["ev"] == "sent"])

@@ -166,3 +166,35 @@ def test_the_checks_catch_a_store_that_starts_again_at_1(
     assert report["too_low"], "the memory store restarted at 1 and nobody complained?"
     with pytest.raises(AssertionError):
         check_session(report)
+
+
+@pytest.mark.parametrize(
+    ("engine", "role", "kind"),
+    [
+        ("fixcore", "initiator", "sqlite"),
+        ("fixcore", "acceptor", "file"),
+        ("quickfix", "initiator", "file"),
+        ("quickfix", "acceptor", "sqlite"),
+    ],
+)
+def test_crash_inside_from_app_redelivers_that_message(
+    tmp_path: Path, child_env: dict[str, str], engine: str, role: str, kind: str
+) -> None:
+    # The fixseq side kills itself inside its application callback for message
+    # N: N was taken by the engine but the callback never returned. After the
+    # restart N must come again (a PossDup resend), not be skipped.
+    report = run_scenario(
+        tmp_path,
+        child_env,
+        engine=engine,
+        role=role,
+        kill="in-from-app",
+        url=store_url(kind, tmp_path),
+        seed=300 + len(engine) + len(role),
+    )
+    check_session(report)
+    assert report["deliveries_of_that_message"][0] is False
+    assert True in report["deliveries_of_that_message"][1:], (
+        f"message {report['died_in_from_app_of']} was lost: delivered "
+        f"{report['deliveries_of_that_message']}"
+    )
