@@ -1,71 +1,8 @@
 """The durable file store: one small file per FIX session, crash-safe.
 
-Format, version 1. Every integer is little-endian; the file is exactly
-12,288 bytes, three 4 KiB pages, and never changes size after creation::
-
-    page 0, the header (written once, at creation)
-      offset  size  field
-      0       8     magic b"\\x89FIXSEQ\\n" (the high bit and the newline catch
-                    text-mode copies, as PNG's magic does)
-      8       2     format version, u16 = 1
-      10      2     flags, u16 = 0 (reserved)
-      12      4     page size, u32 = 4096
-      16      2     N, length of the session name in UTF-8 bytes, u16
-                    (0: no name; at most 1024)
-      18      N     session name, UTF-8
-      18+N    4     header CRC: zlib.crc32 of bytes [0, 18+N)
-      22+N    ...   zero up to offset 4096
-
-    page 1 (offset 4096): slot 0, even generations
-    page 2 (offset 8192): slot 1, odd generations
-      offset  size  field
-      0       8     generation, u64: one more than the newest slot's before
-      8       8     last_out = next_out - 1, u64 in 0..2**63-1
-      16      8     last_in  = next_in - 1,  u64 in 0..2**63-1
-      24      8     creation time, i64 microseconds since 1970-01-01T00:00Z
-      32      8     out_limit, u64 in last_out..2**63-1: the largest last_out
-                    the next write may store
-      40      4     slot CRC: zlib.crc32 of bytes [0, 40), seeded with the
-                    header CRC (a slot spliced in from another file fails)
-      44      ...   zero up to the end of the page
-
-Each durable write is one ``os.pwrite`` of a 44-byte slot over the older
-slot, then ``os.fdatasync`` (``F_FULLFSYNC`` on macOS): no rename, no
-truncate, no size change, so the sync has no metadata to flush. Each slot has
-a page of its own, so a device that garbles the sector it was writing at a
-power cut (512-byte logical sectors share a 4 KiB physical one) cannot take the
-other slot with it. One write may cover several changes (the core's group
-commit, an outbound reservation). A write is made once if its last_out is at
-most the newest slot's out_limit, its last_in at least that slot's and its
-creation time the same; any other write (a reset, ``set_next_in``
-downwards, an advance past the limit) is made twice, into both slots, before
-anyone is acknowledged. out_limit is last_out plus a headroom of at least one
-(more when writes advance by more: groups, reservations), so the common write
-is made once.
-
-Reading rule. The size, the magic, the version, the page size, the header
-CRC and the header's zero padding must all hold, or the file is corrupt. A
-slot is valid when its CRC matches, its generation has its page's parity, both
-counters are at most ``MAX_SEQ_NUM`` and its padding is zero.
-
-* Both valid: their generations must differ by exactly one (no sequence of
-  writes makes anything else); the newer slot is the state, exactly.
-* One valid: the other was either being written when the power went (a torn,
-  unacknowledged write) or was written, acknowledged and later damaged; the
-  two look alike. Falling back to the survivor's last_out would hand out again
-  the numbers the lost slot covered, so outbound resumes at the survivor's
-  out_limit + 1, past anything the lost write can have stored (with the usual
-  headroom of one: one past the survivor's next_out). A skipped number is
-  repaired by a SequenceReset-GapFill; a reused one is not. The inbound mark
-  and the creation time are the survivor's: at most one write behind (a
-  PossDup resend), never ahead, because a write that lowers the inbound mark
-  is in both slots before it is acknowledged.
-* Neither valid: :class:`~fixseq.CorruptStoreError`. Never a silent 1.
-
-CRC32 (zlib) rather than CRC32C: it is in the standard library and in C,
-and for a 32-byte record both detect every burst of up to 32 bits and every
-error of up to three bits; CRC32C's edge is hardware speed on long buffers,
-which a 36-byte slot does not need, and it would cost a dependency.
+The format, byte by byte, and the reading rule are in :mod:`fixseq._fileformat`
+and ``docs/stores/file.md``; this module does the I/O: atomic creation, the
+lock, the writes and syncs, and the stores themselves.
 
 Every OS call goes through a small private function that looks its ``os``
 function up at call time, so a test can fail any one of them by monkeypatching
@@ -74,7 +11,6 @@ function up at call time, so a test can fail any one of them by monkeypatching
 
 from __future__ import annotations
 
-import datetime
 import errno
 import fcntl
 import functools
@@ -82,49 +18,38 @@ import logging
 import os
 import secrets
 import stat
-import struct
 import sys
 import threading
 import warnings
-import zlib
 from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 
 from ._core import SeqCounters, utc_now
-from ._protocols import MAX_SEQ_NUM, SeqState
+from ._fileformat import (
+    FILE_SIZE,
+    MAX_SESSION_BYTES,
+    SLOT_OFFSET,
+    crc32,
+    micros,
+    new_image,
+    pack_body,
+    pack_crc,
+    parse,
+    plan_write,
+)
+from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if TYPE_CHECKING:
+    import datetime
+
     from typing_extensions import Self
 
 __all__ = ["AsyncFileSeqStore", "FileSeqStore", "FileState", "read_file_state"]
 
 _log = logging.getLogger("fixseq.file")
-
-MAGIC = b"\x89FIXSEQ\n"
-FORMAT_VERSION = 1
-PAGE_SIZE = 4096
-FILE_SIZE = 3 * PAGE_SIZE
-MAX_SESSION_BYTES = 1024
-
-_HEAD = struct.Struct("<8sHHIH")  # magic, version, flags, page size, name length
-_BODY = struct.Struct("<QQQqQ")  # generation, last_out, last_in, created (µs), out_limit
-_CRC = struct.Struct("<I")
-SLOT_SIZE = _BODY.size + _CRC.size
-_SLOT_OFFSET = (PAGE_SIZE, 2 * PAGE_SIZE)
-# Headroom in out_limit beyond the last write's own advance, at most this much,
-# so that a damaged slot costs a bounded gap (an explicit set_next_out far
-# ahead is one big advance, not a pattern to make room for).
-_MAX_HEADROOM = 4096
-_pack_body = _BODY.pack
-_pack_crc = _CRC.pack
-_crc32 = zlib.crc32
-
-_UTC = datetime.timezone.utc
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
-_ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 
 # Stores open in this process, by (st_dev, st_ino): a second opener is refused
 # even where flock() is per process rather than per open file (NFS emulates it
@@ -147,6 +72,8 @@ def _close(fd: int) -> None:
 def _pwrite(fd: int, data: bytes, offset: int) -> None:
     """Write all of ``data`` at ``offset``, however many calls it takes."""
     written = os.pwrite(fd, data, offset)
+    if written == len(data):
+        return
     while written < len(data):
         if written <= 0:
             raise OSError(errno.EIO, "pwrite wrote nothing")
@@ -213,135 +140,6 @@ def _lock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-# -- encoding and decoding ------------------------------------------------------
-
-
-def _micros(created: datetime.datetime) -> int:
-    return (created - _EPOCH) // _ONE_MICROSECOND
-
-
-def _header(session: bytes) -> bytes:
-    head = _HEAD.pack(MAGIC, FORMAT_VERSION, 0, PAGE_SIZE, len(session)) + session
-    return head + _CRC.pack(zlib.crc32(head))
-
-
-def _slot(
-    seed: int, generation: int, next_out: int, next_in: int, created_us: int, out_limit: int
-) -> bytes:
-    body = _BODY.pack(generation, next_out - 1, next_in - 1, created_us, out_limit)
-    return body + _CRC.pack(zlib.crc32(body, seed))
-
-
-def _new_image(session: bytes, created: datetime.datetime) -> bytes:
-    """A whole new file: the header and both slots holding 1 and 1."""
-    header = _header(session)
-    seed = zlib.crc32(header[:-4])
-    created_us = _micros(created)
-    pages = [header, _slot(seed, 0, 1, 1, created_us, 1), _slot(seed, 1, 1, 1, created_us, 1)]
-    return b"".join(page.ljust(PAGE_SIZE, b"\0") for page in pages)
-
-
-class _Slot(NamedTuple):
-    generation: int
-    next_out: int
-    next_in: int
-    created: datetime.datetime
-    out_limit: int
-
-
-class _Parsed(NamedTuple):
-    session: str | None
-    seed: int
-    newest: _Slot  # the slot the state was read from, as written
-    next_out: int
-    next_in: int
-    created: datetime.datetime
-    damaged: int | None  # index of the damaged slot, if one is
-
-
-def _zero(image: bytes, start: int, stop: int) -> bool:
-    return image.count(0, start, stop) == stop - start
-
-
-def _read_slot(image: bytes, index: int, seed: int) -> _Slot | None:
-    offset = _SLOT_OFFSET[index]
-    generation, last_out, last_in, created_us, out_limit = _BODY.unpack_from(image, offset)
-    (crc,) = _CRC.unpack_from(image, offset + _BODY.size)
-    if crc != zlib.crc32(memoryview(image)[offset : offset + _BODY.size], seed):
-        return None
-    if generation % 2 != index or not last_out <= out_limit <= MAX_SEQ_NUM:
-        return None
-    if last_in > MAX_SEQ_NUM:
-        return None
-    if not _zero(image, offset + SLOT_SIZE, offset + PAGE_SIZE):
-        return None
-    try:
-        created = _EPOCH + created_us * _ONE_MICROSECOND
-    except OverflowError:
-        return None
-    return _Slot(generation, last_out + 1, last_in + 1, created, out_limit)
-
-
-def _parse(image: bytes, path: str) -> _Parsed:
-    """Decode a whole file by the reading rule in the module docstring.
-
-    Raises:
-        CorruptStoreError: The file holds no valid state.
-    """
-    if not image:
-        raise CorruptStoreError(
-            f"{path} is empty: it holds no state, and fixseq never starts a session "
-            "again at 1 on its own (inspect it, then remove it or set the numbers)"
-        )
-    if len(image) != FILE_SIZE:
-        raise CorruptStoreError(
-            f"{path} is {len(image)} bytes long, not {FILE_SIZE}: truncated or not a fixseq file"
-        )
-    magic, version, flags, page_size, name_len = _HEAD.unpack_from(image)
-    if magic != MAGIC:
-        raise CorruptStoreError(f"{path} is not a fixseq file store (bad magic {magic!r})")
-    if version != FORMAT_VERSION:
-        raise CorruptStoreError(
-            f"{path} has format version {version}; this fixseq reads version {FORMAT_VERSION}"
-        )
-    end = _HEAD.size + name_len
-    if name_len > MAX_SESSION_BYTES:
-        raise CorruptStoreError(f"{path}: header damaged (session name length {name_len})")
-    (crc,) = _CRC.unpack_from(image, end)
-    seed = zlib.crc32(memoryview(image)[:end])
-    if crc != seed or flags != 0 or page_size != PAGE_SIZE or not _zero(image, end + 4, PAGE_SIZE):
-        raise CorruptStoreError(f"{path}: header damaged (CRC, flags or padding)")
-    try:
-        session = image[_HEAD.size : end].decode("utf-8") if name_len else None
-    except UnicodeDecodeError as exc:
-        raise CorruptStoreError(f"{path}: header damaged (session name)") from exc
-    slots = (_read_slot(image, 0, seed), _read_slot(image, 1, seed))
-    first, second = slots
-    if first is not None and second is not None:
-        if abs(first.generation - second.generation) != 1:
-            raise CorruptStoreError(
-                f"{path}: slots hold generations {first.generation} and {second.generation}, "
-                "which no sequence of writes produces"
-            )
-        newest = max(first, second)  # by generation, the first field
-        return _Parsed(session, seed, newest, newest.next_out, newest.next_in, newest.created, None)
-    if first is None and second is None:
-        raise CorruptStoreError(f"{path}: both state slots are damaged; no valid state remains")
-    survivor = first if first is not None else second
-    assert survivor is not None
-    damaged = 1 if first is not None else 0
-    # The lost slot may have been the newest; it stored at most out_limit.
-    return _Parsed(
-        session,
-        seed,
-        survivor,
-        survivor.out_limit + 1,
-        survivor.next_in,
-        survivor.created,
-        damaged,
-    )
-
-
 def _read_image(fd: int, path: str) -> bytes:
     try:
         return _pread(fd, FILE_SIZE + 1, 0)
@@ -392,8 +190,9 @@ def _create(path: str, session: bytes) -> None:
     """
     directory, base = os.path.split(os.path.abspath(path))
     temp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.fixseq-tmp")
-    image = _new_image(session, utc_now())
+    image = new_image(session, utc_now())
     fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    pending = True  # the temporary file still has its name
     try:
         try:
             _fchmod(fd, 0o600)  # the umask may have taken the owner's bits too
@@ -404,24 +203,34 @@ def _create(path: str, session: bytes) -> None:
         try:
             _link(temp, path)  # atomic, and never replaces a file another opener made
         except FileExistsError:
-            return
+            pass  # another opener created it first: theirs is kept
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
             # No hard links on this file system: rename is atomic too but
             # replaces, so a creator racing within this window could replace
             # ours (documented).
-            if os.path.lexists(path):
-                return
-            _rename(temp, path)
+            if not os.path.lexists(path):
+                _rename(temp, path)
+                pending = False
+        if pending:
+            _discard(temp)
+            pending = False
+        # Also when another opener made the file: it may have died before
+        # syncing the directory, and we are about to acknowledge numbers in it.
         _sync_dir(directory)
     except OSError as exc:
         raise StoreIOError(exc.errno, f"could not create {path}: {exc.strerror}") from exc
     finally:
-        try:
-            _unlink(temp)
-        except OSError:
-            pass  # already renamed, or left behind harmlessly
+        if pending:
+            _discard(temp)
+
+
+def _discard(temp: str) -> None:
+    try:
+        _unlink(temp)
+    except OSError:
+        pass  # left behind harmlessly: never read, never in the way
 
 
 def _open_fd(path: str, create: bool, session: bytes | None) -> int:
@@ -527,7 +336,7 @@ class FileSeqStore(SeqCounters):
                     ) from exc
                 _open_files.add(key)
             self._key = key
-            parsed = _parse(_read_image(fd, path_str), path_str)
+            parsed = parse(_read_image(fd, path_str), path_str)
             if session is not None and parsed.session != session:
                 held = "no session name" if parsed.session is None else repr(parsed.session)
                 raise SeqStoreError(
@@ -552,11 +361,11 @@ class FileSeqStore(SeqCounters):
         # The core keeps its own (equal) datetime object; changes compare by identity.
         self._written = (newest.next_out - 1, newest.next_in, self._created, newest.out_limit)
         self._created_key = self._created
-        self._created_us = _micros(newest.created)
+        self._created_us = micros(newest.created)
         if parsed.damaged is not None:
             _log.warning(
                 "%s: slot %d is damaged (a torn write or a bad sector); resuming from the "
-                "other slot with next_out=%d (one past its value, so no number is reused) "
+                "other slot with next_out=%d (past anything the lost slot covered: no reuse) "
                 "and next_in=%d (at most one change behind)",
                 path_str,
                 parsed.damaged,
@@ -568,15 +377,8 @@ class FileSeqStore(SeqCounters):
 
     def _persist(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
         last_out = next_out - 1
-        w_out, w_in, w_created, w_limit = self._written
-        advance = last_out - w_out
-        headroom = min(max(2 * advance, self._reserve, 1), _MAX_HEADROOM)
-        out_limit = min(last_out + headroom, MAX_SEQ_NUM)
-        if last_out > w_limit or next_in < w_in or created is not w_created:
-            # Past the newest slot's limit, lowering the inbound mark, or a
-            # reset: put the new state in both slots first, so a slot damaged
-            # later can never bring back a state that reuses a number or
-            # has an inbound mark ahead of this one. Rare: not the hot path.
+        out_limit, twice = plan_write(self._written, last_out, next_in, created, self._reserve)
+        if twice:  # rare: a reset, set_next_in downwards, a jump (see plan_write)
             self._write(last_out, next_in, created, out_limit)
         self._write(last_out, next_in, created, out_limit)
         self._written = (last_out, next_in, created, out_limit)
@@ -586,13 +388,12 @@ class FileSeqStore(SeqCounters):
     ) -> None:
         """Write one slot over the older one and sync it."""
         if created is not self._created_key:
-            self._created_key, self._created_us = created, _micros(created)
+            self._created_key, self._created_us = created, micros(created)
         generation = self._generation + 1
-        # Inlined _slot(): this is the hot path, next to a ~1 µs pwrite.
-        body = _pack_body(generation, last_out, next_in - 1, self._created_us, out_limit)
-        data = body + _pack_crc(_crc32(body, self._seed))
+        # Inlined slot(): this is the hot path, next to a ~1 µs pwrite.
+        body = pack_body(generation, last_out, next_in - 1, self._created_us, out_limit)
         try:
-            _pwrite(self._fd, data, _SLOT_OFFSET[generation & 1])
+            _pwrite(self._fd, body + pack_crc(crc32(body, self._seed)), SLOT_OFFSET[generation & 1])
             if self._fsync:
                 _sync_file(self._fd)
         except OSError as exc:
@@ -751,6 +552,16 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         """The path of the file, as given."""
         return self._wrapped.path
 
+    @property
+    def fsync(self) -> bool:
+        """Whether each change is synced to the device before it is acknowledged."""
+        return self._wrapped.fsync
+
+    @property
+    def session(self) -> str | None:
+        """The session name stored in the file, or ``None`` if it has none."""
+        return self._wrapped.session
+
 
 class FileState(NamedTuple):
     """What :func:`read_file_state` found in a store file."""
@@ -797,7 +608,7 @@ def read_file_state(path: str | os.PathLike[str]) -> FileState:
         for _ in range(16):
             image = _read_image(fd, path_str)
             try:
-                parsed = _parse(image, path_str)
+                parsed = parse(image, path_str)
             except CorruptStoreError:
                 if image == previous:
                     raise
@@ -806,7 +617,7 @@ def read_file_state(path: str | os.PathLike[str]) -> FileState:
                     break
             previous = image
         else:
-            parsed = _parse(image, path_str)
+            parsed = parse(image, path_str)
     finally:
         os.close(fd)
     return FileState(SeqState(parsed.next_out, parsed.next_in), parsed.created, parsed.session)
