@@ -179,9 +179,9 @@ def psycopg_floor(conninfo: str) -> Floor:
     except BaseException:
         conn.close()
         raise
-    update = sql.SQL("UPDATE {} SET last_out = last_out + 1 WHERE id = 1 RETURNING last_out").format(
-        table
-    )
+    update = sql.SQL(
+        "UPDATE {} SET last_out = last_out + 1 WHERE id = 1 RETURNING last_out"
+    ).format(table)
     cursor = conn.cursor()
 
     def op() -> object:
@@ -262,7 +262,7 @@ def measure(
     return Measurement(
         ops_per_s=statistics.median(subject_rates),
         floor_ops_per_s=statistics.median(floor_rates),
-        ratio=statistics.median(s / f for s, f in zip(subject_rates, floor_rates)),
+        ratio=statistics.median(s / f for s, f in zip(subject_rates, floor_rates, strict=True)),
         rounds=rounds,
     )
 

@@ -26,17 +26,17 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from ._file import AsyncFileSeqStore, FileSeqStore, read_file_state
-from ._memory import AsyncMemorySeqStore, MemorySeqStore
-from ._sqlite import AsyncSqliteSeqStore, SqliteSeqStore, list_sessions
+from ._file import FileSeqStore, read_file_state
+from ._memory import MemorySeqStore
+from ._protocols import AdminSeqStore, AsyncAdminSeqStore
+from ._sqlite import SqliteSeqStore, list_sessions
+from .errors import SeqStoreError
 
 if TYPE_CHECKING:
     import datetime
     from types import ModuleType
-
-    from ._protocols import AdminSeqStore, AsyncAdminSeqStore
 
 __all__ = [
     "SessionInfo",
@@ -47,6 +47,7 @@ __all__ = [
     "parse_url",
     "read_sessions",
     "redact_url",
+    "store_exists",
 ]
 
 Kind = Literal["memory", "file", "sqlite", "postgresql"]
@@ -99,6 +100,13 @@ class StoreURL:
     synchronous: str | None = None
     table: str | None = None
     create: bool | None = None
+
+    def __repr__(self) -> str:
+        # Never show a password, even in a traceback or a log line.
+        return (
+            f"StoreURL({redact_url(self.url)!r}, kind={self.kind!r}, path={self.path!r}, "
+            f"session={self.session!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -181,8 +189,10 @@ def parse_url(url: str) -> StoreURL:
     if not isinstance(url, str):
         raise TypeError(f"a store URL must be a str, not {type(url).__name__}")
     if not url.strip():
-        raise ValueError("empty store URL: expected memory:, file:PATH, sqlite:PATH?session=NAME "
-                         "or postgresql://HOST/DB?session=NAME")
+        raise ValueError(
+            "empty store URL: expected memory:, file:PATH, sqlite:PATH?session=NAME "
+            "or postgresql://HOST/DB?session=NAME"
+        )
     match = _SCHEME_RE.match(url)
     if match is None:
         raise _bad(url, "no scheme: expected memory:, file:, sqlite: or postgresql:")
@@ -190,10 +200,13 @@ def parse_url(url: str) -> StoreURL:
     kind = _SCHEMES.get(scheme)
     if kind is None:
         if scheme.startswith(("postgresql+", "postgres+")):
-            raise _bad(url, f"driver {scheme.partition('+')[2]!r} is not supported (fixseq uses "
-                            "psycopg: write postgresql://)")
+            raise _bad(
+                url,
+                f"driver {scheme.partition('+')[2]!r} is not supported (fixseq uses "
+                "psycopg: write postgresql://)",
+            )
         raise _bad(url, f"unknown scheme {scheme!r}: expected memory, file, sqlite or postgresql")
-    rest = url[match.end():]
+    rest = url[match.end() :]
     if "#" in rest:
         raise _bad(url, "a '#' starts a fragment, which store URLs do not have (write '#' as %23)")
     body, _, query = rest.partition("?")
@@ -227,10 +240,14 @@ def parse_url(url: str) -> StoreURL:
         if "synchronous" in values:
             synchronous = _decode(url, values["synchronous"], "synchronous").upper()
             if synchronous not in _SYNCHRONOUS:
-                raise _bad(url, f"synchronous={values['synchronous']!r} is not one of "
-                                f"{', '.join(_SYNCHRONOUS)}")
-        return StoreURL(url, kind, path=path, session=session, synchronous=synchronous,
-                        create=create)
+                raise _bad(
+                    url,
+                    f"synchronous={values['synchronous']!r} is not one of "
+                    f"{', '.join(_SYNCHRONOUS)}",
+                )
+        return StoreURL(
+            url, kind, path=path, session=session, synchronous=synchronous, create=create
+        )
     # postgresql: everything but fixseq's own parameters goes to libpq untouched.
     if not body.startswith("//"):
         raise _bad(url, "expected postgresql://[user[:password]@][host][:port][/dbname]")
@@ -248,8 +265,11 @@ def _file_path(url: str, body: str) -> str:
     if body.startswith("//"):
         host, slash, path = body[2:].partition("/")
         if host not in ("", "localhost"):
-            raise _bad(url, f"file URLs name a local path, not host {host!r} (write "
-                            "file:relative/path or file:///absolute/path)")
+            raise _bad(
+                url,
+                f"file URLs name a local path, not host {host!r} (write "
+                "file:relative/path or file:///absolute/path)",
+            )
         body = slash + path
     path = _decode(url, body, "the path")
     if path in ("", "/"):
@@ -265,15 +285,21 @@ def _sqlite_path(url: str, body: str) -> str:
     # SQLAlchemy's reading: sqlite:///rel.db is "rel.db", sqlite:////abs.db is
     # "/abs.db"; sqlite:// and sqlite:/// (its in-memory forms) have no path.
     if body.startswith("//"):
-        host, slash, path = body[2:].partition("/")
+        host, _, path = body[2:].partition("/")
         if host:
-            raise _bad(url, f"sqlite URLs take no host ({host!r}): write sqlite:///relative.db "
-                            "or sqlite:////absolute.db")
+            raise _bad(
+                url,
+                f"sqlite URLs take no host ({host!r}): write sqlite:///relative.db "
+                "or sqlite:////absolute.db",
+            )
         body = path
     path = _decode(url, body, "the path")
     if not path:
-        raise _bad(url, "missing database path (write sqlite:///relative.db?session=NAME or "
-                        "sqlite:////absolute.db?session=NAME)")
+        raise _bad(
+            url,
+            "missing database path (write sqlite:///relative.db?session=NAME or "
+            "sqlite:////absolute.db?session=NAME)",
+        )
     if path == ":memory:":
         raise _bad(url, "an in-memory database keeps nothing across processes: use memory:")
     if path.startswith("file:"):
@@ -287,12 +313,15 @@ def redact_url(url: str) -> str:
     """Return ``url`` with a password in it replaced by ``***``, for messages and output.
 
     Args:
-        url: Any string; only a ``scheme://user:password@`` part is changed.
+        url: Any string; only a ``scheme://user:password@`` part and a
+            ``password=`` query parameter are changed.
 
     Returns:
         The URL, safe to print.
     """
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    # libpq also takes the password as a query parameter.
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
 def _postgres(spec: StoreURL) -> ModuleType:
@@ -324,35 +353,31 @@ def _need_session(spec: StoreURL) -> str:
     return spec.session
 
 
-def _kwargs(spec: StoreURL) -> dict[str, object]:
-    kwargs: dict[str, object] = {}
-    if spec.create is not None:
-        kwargs["create"] = spec.create
-    if spec.kind == "file":
-        kwargs["fsync"] = spec.fsync
-        if spec.session is not None:
-            kwargs["session"] = spec.session
-    elif spec.kind == "sqlite" and spec.synchronous is not None:
-        kwargs["synchronous"] = spec.synchronous
-    elif spec.kind == "postgresql" and spec.table is not None:
-        kwargs["table"] = spec.table
-    return kwargs
+class _Twinned(AdminSeqStore, Protocol):
+    """A built-in store: admin-capable, with an async twin over the same counters."""
+
+    def as_async(self) -> AsyncAdminSeqStore: ...
 
 
-def _open(spec: StoreURL, *, create: bool | None = None) -> AdminSeqStore:
-    kwargs = _kwargs(spec)
-    if create is not None:
-        kwargs["create"] = create
+def _open(spec: StoreURL, *, create: bool | None = None) -> _Twinned:
+    """Call the store's constructor with what the URL says (``create`` overrides the URL's)."""
+    if create is None:
+        create = spec.create is not False  # every store's default: create a missing one
     if spec.kind == "memory":
         return MemorySeqStore()
     if spec.kind == "file":
         assert spec.path is not None
-        return FileSeqStore(spec.path, **kwargs)  # type: ignore[arg-type]
+        return FileSeqStore(spec.path, fsync=spec.fsync, create=create, session=spec.session)
+    session = _need_session(spec)
     if spec.kind == "sqlite":
         assert spec.path is not None
-        return SqliteSeqStore(spec.path, _need_session(spec), **kwargs)  # type: ignore[arg-type]
-    session = _need_session(spec)
-    store: AdminSeqStore = _postgres(spec).PostgresSeqStore(spec.conninfo, session, **kwargs)
+        if spec.synchronous is None:
+            return SqliteSeqStore(spec.path, session, create=create)
+        return SqliteSeqStore(spec.path, session, synchronous=spec.synchronous, create=create)
+    table = {} if spec.table is None else {"table": spec.table}
+    store: _Twinned = _postgres(spec).PostgresSeqStore(
+        spec.conninfo, session, create=create, **table
+    )
     return store
 
 
@@ -397,21 +422,8 @@ def open_async_store(url: str) -> AsyncAdminSeqStore:
         ImportError: As :func:`open_store`.
         SeqStoreError: As :func:`open_store`.
     """
-    spec = parse_url(url)
-    kwargs = _kwargs(spec)
-    if spec.kind == "memory":
-        return AsyncMemorySeqStore()
-    if spec.kind == "file":
-        assert spec.path is not None
-        return AsyncFileSeqStore(spec.path, **kwargs)  # type: ignore[arg-type]
-    if spec.kind == "sqlite":
-        assert spec.path is not None
-        return AsyncSqliteSeqStore(spec.path, _need_session(spec), **kwargs)  # type: ignore[arg-type]
-    session = _need_session(spec)
-    store: AsyncAdminSeqStore = _postgres(spec).AsyncPostgresSeqStore(
-        spec.conninfo, session, **kwargs
-    )
-    return store
+    # Each async twin's constructor builds its sync store and wraps it; as_async() is that.
+    return _open(parse_url(url)).as_async()
 
 
 def list_url_sessions(spec: StoreURL) -> list[str]:
@@ -431,8 +443,11 @@ def list_url_sessions(spec: StoreURL) -> list[str]:
         kwargs = {} if spec.table is None else {"table": spec.table}
         names: list[str] = module.list_sessions(spec.conninfo, **kwargs)
         return names
-    raise _bad(spec.url, f"{spec.kind} stores hold one session; only sqlite: and postgresql: "
-                         "stores have sessions to list")
+    raise _bad(
+        spec.url,
+        f"{spec.kind} stores hold one session; only sqlite: and postgresql: "
+        "stores have sessions to list",
+    )
 
 
 def _info(store: AdminSeqStore, session: str | None) -> SessionInfo:
@@ -455,8 +470,15 @@ def read_sessions(spec: StoreURL) -> list[SessionInfo]:
             return [_info(store, None)]
     if spec.kind == "file":
         assert spec.path is not None
-        state = read_file_state(spec.path)
-        return [SessionInfo(state.session, state.next_out, state.next_in, state.created)]
+        found = read_file_state(spec.path)
+        if spec.session is not None and found.session != spec.session:
+            # As opening the store would: a URL naming another session is a mistake.
+            held = "no session name" if found.session is None else repr(found.session)
+            raise SeqStoreError(
+                f"{spec.path} holds {held}, not session {spec.session!r}: two sessions must "
+                "never share one file"
+            )
+        return [SessionInfo(found.session, *found.state, found.created)]
     names = [spec.session] if spec.session is not None else list_url_sessions(spec)
     infos = []
     for name in names:

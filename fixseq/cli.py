@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn
 
 from . import MAX_SEQ_NUM, SeqStoreError, StoreLockedError, __version__
 from ._bench import (
@@ -57,6 +57,8 @@ from ._urls import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from . import AdminSeqStore
 
 __all__ = ["main"]
 
@@ -105,7 +107,8 @@ def _need_existing(spec: StoreURL, command: str) -> None:
 
 
 def _iso(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.timezone.utc).isoformat()
+    # Always with microseconds, so every "created" has one shape.
+    return when.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _state_json(url: str, info: SessionInfo) -> dict[str, object]:
@@ -124,8 +127,9 @@ def _emit_json(obj: object) -> None:
 
 def _age(when: datetime.datetime) -> str:
     seconds = int((datetime.datetime.now(datetime.timezone.utc) - when).total_seconds())
-    if seconds < 0:
+    if seconds < -1:  # a PostgreSQL server's clock may run a little ahead of ours
         return "in the future: check the clocks"
+    seconds = max(seconds, 0)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
@@ -137,25 +141,29 @@ def _created_text(when: datetime.datetime) -> str:
     return f"{utc:%Y-%m-%d %H:%M:%S.%f} UTC ({_age(utc)})"
 
 
-def _print_state(url: str, info: SessionInfo, *, out: TextIO = sys.stdout) -> None:
-    print(f"store     {redact_url(url)}", file=out)
+def _printable(name: str) -> str:
+    """A session name as it is, or quoted when it holds control characters (never raw)."""
+    return name if name.isprintable() else repr(name)
+
+
+def _print_state(url: str, info: SessionInfo) -> None:
+    print(f"store     {redact_url(url)}")
     if info.session is not None:
-        print(f"session   {info.session!r}" if not info.session.isprintable() else
-              f"session   {info.session}", file=out)
-    print(f"next out  {info.next_out}  (our next message carries MsgSeqNum {info.next_out})",
-          file=out)
-    print(f"next in   {info.next_in}  (we expect the peer's next message to carry "
-          f"{info.next_in})", file=out)
-    print(f"created   {_created_text(info.created)}", file=out)
+        print(f"session   {_printable(info.session)}")
+    print(f"next out  {info.next_out}  (our next message carries MsgSeqNum {info.next_out})")
+    print(f"next in   {info.next_in}  (we expect the peer's next message to carry {info.next_in})")
+    print(f"created   {_created_text(info.created)}")
 
 
 def _print_table(headers: list[str], rows: list[list[str]], right: set[int]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
+        padded = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
 
     print(line(headers))
     print(line(["-" * w for w in widths]))
@@ -167,6 +175,25 @@ def _read_one(spec: StoreURL) -> SessionInfo:
     infos = read_sessions(spec)
     assert len(infos) == 1
     return infos[0]
+
+
+def _open_writer(url: str, spec: StoreURL) -> AdminSeqStore:
+    """Open a store to change it; a file store an engine holds gets the operator's hint."""
+    try:
+        return open_store(url)
+    except StoreLockedError as exc:
+        if spec.kind != "file":
+            raise
+        raise StoreFailure(
+            f"{exc}: another process (an engine?) holds this file store; stop it first "
+            "(fixseq show works while it runs)"
+        ) from exc
+
+
+def _session_of(store: AdminSeqStore, spec: StoreURL) -> str | None:
+    """The session name as the store holds it (a file store's own name), as show reports it."""
+    name = getattr(store, "session", None)
+    return name if isinstance(name, str) else spec.session
 
 
 def _check_value(name: str, value: int | None) -> None:
@@ -190,8 +217,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 {
                     "url": redact_url(url),
                     "sessions": [
-                        {k: v for k, v in _state_json(url, i).items() if k != "url"}
-                        for i in infos
+                        {k: v for k, v in _state_json(url, i).items() if k != "url"} for i in infos
                     ],
                 }
             )
@@ -206,7 +232,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("no sessions")
         return 0
     rows = [
-        [i.session or "", str(i.next_out), str(i.next_in), _created_text(i.created)] for i in infos
+        [_printable(i.session or ""), str(i.next_out), str(i.next_in), _created_text(i.created)]
+        for i in infos
     ]
     _print_table(["session", "next out", "next in", "created"], rows, right={1, 2})
     return 0
@@ -221,14 +248,14 @@ def cmd_set(args: argparse.Namespace) -> int:
     url = _url(args)
     spec = _parse(url)
     _need_session(spec, "set")
-    with open_store(url) as store:
+    with _open_writer(url, spec) as store:
         before = store.snapshot()
         if args.next_out is not None:
             store.set_next_out(args.next_out)
         if args.next_in is not None:
             store.set_next_in(args.next_in)
         after = store.snapshot()
-        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+        info = SessionInfo(_session_of(store, spec), *after, store.creation_time())
     if args.json:
         _emit_json(_state_json(url, info))
         return 0
@@ -260,14 +287,17 @@ def cmd_reset(args: argparse.Namespace) -> int:
             "The peer must reset too (Logon with ResetSeqNumFlag=Y). [y/N] "
         )
         sys.stderr.flush()
-        answer = sys.stdin.readline().strip().lower()
+        answer = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            sys.stderr.write("\n")  # a piped answer is not echoed: end the question's line
+        answer = answer.strip().lower()
         if answer not in ("y", "yes"):
             raise StoreFailure("not reset: the store was left alone")
-    with open_store(url) as store:
+    with _open_writer(url, spec) as store:
         before = store.snapshot()
         store.reset()
         after = store.snapshot()
-        info = SessionInfo(spec.session, after.next_out, after.next_in, store.creation_time())
+        info = SessionInfo(_session_of(store, spec), *after, store.creation_time())
     if args.json:
         _emit_json(_state_json(url, info))
         return 0
@@ -291,7 +321,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         _emit_json({"url": redact_url(url), "sessions": names})
         return 0
     for name in names:
-        print(name if name.isprintable() else repr(name))
+        print(_printable(name))
     return 0
 
 
@@ -322,10 +352,9 @@ def _default_bench_urls(directory: str) -> list[str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``fixseq bench``: next_out ops/s of each store beside its raw floor."""
-    seconds: float = args.seconds
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise UsageError(f"--seconds must be a positive number, got {seconds}")
+    seconds: float = args.seconds  # argparse checked it is positive and finite
     scratch: str | None = None
+    progress = _progress_printer()
     try:
         if args.urls:
             urls: list[str] = list(args.urls)
@@ -342,13 +371,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             specs = [_parse(u) for u in urls]
             directory = scratch
         info = machine(directory)
-        progress = _progress_printer()
         results: list[dict[str, object]] = []
-        for url, spec in zip(urls, specs):
+        for url, spec in zip(urls, specs, strict=True):
             results.append(_bench_one(url, spec, seconds, progress))
-        if progress is not None:
-            progress("")
     finally:
+        if progress is not None:
+            progress("")  # clear the status line, before any error message too
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if args.json:
@@ -387,7 +415,7 @@ def _bench_one(
 ) -> dict[str, object]:
     if progress is not None:
         progress(f"opening {redact_url(url)}")
-    with open_store(url) as store:
+    with _open_writer(url, spec) as store:
         floor = _floor_for(spec)
         try:
             report = None
@@ -421,10 +449,10 @@ def _progress_printer() -> Callable[[str], None] | None:
     width = [0]
 
     def show(text: str) -> None:
+        # "\r" and padding overwrite the previous status; "" clears the line.
         text = text[: max(20, shutil.get_terminal_size().columns - 1)]
-        sys.stderr.write("\r" + text.ljust(width[0]) + ("\r" if not text else ""))
-        if not text:
-            sys.stderr.write(" " * width[0] + "\r")
+        pad = " " * max(0, width[0] - len(text))
+        sys.stderr.write("\r" + text + pad + ("\r" if not text else ""))
         sys.stderr.flush()
         width[0] = len(text)
 
@@ -434,6 +462,7 @@ def _progress_printer() -> Callable[[str], None] | None:
 # -- demo -------------------------------------------------------------------------
 
 # What the simulated engine does before it is killed: (direction, message type, detail).
+# "stamp" takes an outbound number for a message the crash stops before it is sent.
 _FIRST_LIFE = [
     ("out", "Logon", "HeartBtInt=30"),
     ("in", "Logon", "HeartBtInt=30"),
@@ -442,22 +471,18 @@ _FIRST_LIFE = [
     ("in", "ExecutionReport", "ClOrdID=ORD-1 Filled 100 @ 12.50"),
     ("out", "NewOrderSingle", "ClOrdID=ORD-2 SELL 40 ACME @ 12.80"),
     ("in", "ExecutionReport", "ClOrdID=ORD-2 New"),
-    ("out", "Heartbeat", ""),
+    ("stamp", "NewOrderSingle", "ClOrdID=ORD-3 BUY 10 ACME @ 12.60 (numbered, not yet sent)"),
 ]
-_SECOND_LIFE = [
-    ("out", "Logon", "HeartBtInt=30"),
-    ("in", "Logon", "HeartBtInt=30"),
-    ("in", "ExecutionReport", "ClOrdID=ORD-2 Filled 40 @ 12.80"),
-    ("out", "OrderCancelRequest", "ClOrdID=ORD-3"),
-    ("in", "OrderCancelReject", "ClOrdID=ORD-3 (too late)"),
-    ("out", "Logout", ""),
-    ("in", "Logout", ""),
-]
+_ARROWS = {
+    "out": "-> sent    ",
+    "in": "<- received",
+    "stamp": "   numbered",
+    "resend": "-> resent  ",
+}
 
 
 def _message_line(direction: str, seq_num: int, msg_type: str, detail: str) -> str:
-    arrow = "-> sent    " if direction == "out" else "<- received"
-    return f"     {arrow}  34={seq_num:<5} {msg_type:<19} {detail}".rstrip()
+    return f"     {_ARROWS[direction]}  34={seq_num:<5} {msg_type:<19} {detail}".rstrip()
 
 
 def cmd_demo_engine(args: argparse.Namespace) -> int:
@@ -465,14 +490,14 @@ def cmd_demo_engine(args: argparse.Namespace) -> int:
     with open_store(args.url) as store:
         state = store.snapshot()
         print(f"open {state.next_out} {state.next_in}", flush=True)
-        peer = store.current_in()  # the peer's next MsgSeqNum, as the peer would send it
-        for direction, msg_type, _ in _FIRST_LIFE:
-            if direction == "out":
-                seq_num = store.next_out()  # durable before the message leaves
+        peer = state.next_in  # the peer's next MsgSeqNum, as the peer would send it
+        for step, (direction, _, _) in enumerate(_FIRST_LIFE):
+            if direction in ("out", "stamp"):
+                seq_num = store.next_out()  # durable before the message may leave
             else:
                 seq_num, peer = peer, peer + 1
                 store.observed_in(seq_num)  # after the application took it
-            print(f"{direction} {seq_num} {msg_type}", flush=True)
+            print(f"step {step} {seq_num}", flush=True)
         print("idle", flush=True)
         sys.stdin.read()  # wait, store open, until the demo kills this process
     return 0
@@ -486,16 +511,8 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """``fixseq demo``: a short simulated engine life, a crash and a restart."""
-    url = DEMO_URL  # never $FIXSEQ_URL: the demo must not advance a real session
-    spec = _parse(url)
-    where = os.path.abspath(spec.path or "")
-    existed = store_exists(spec) and "demo" in list_url_sessions(spec)
-    print("fixseq demo: a FIX session's sequence numbers through a crash")
-    print(f"store: {url}  (file {where})\n")
-
-    print("1. An engine process starts and opens the store.")
+def _first_life(url: str, existed: bool) -> tuple[int, int, int]:
+    """Run the engine in a child process, kill it; return (last sent, last stamped, last taken)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fixseq", "_demo-engine", url],
         stdin=subprocess.PIPE,
@@ -506,25 +523,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     watchdog = threading.Timer(60, proc.kill)  # never hang on a stuck child
     watchdog.start()
-    last_out = last_in = 0
+    last = {"out": 0, "stamp": 0, "in": 0}
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             word, *rest = line.split()
             if word == "open":
-                out, inn = int(rest[0]), int(rest[1])
-                earlier = " (left by an earlier demo: it carries on)" if existed else ""
-                print(f"   pid {proc.pid}: next out {out}, next in {inn}{earlier}")
-            elif word in ("out", "in"):
-                seq_num = int(rest[0])
-                msg_type, detail = next(
-                    (m, d) for dirn, m, d in _FIRST_LIFE if dirn == word and m == rest[1]
-                )
-                print(_message_line(word, seq_num, msg_type, detail))
-                if word == "out":
-                    last_out = seq_num
-                else:
-                    last_in = seq_num
+                earlier = " (left there by an earlier demo: it carries on)" if existed else ""
+                print(f"   pid {proc.pid}: next out {rest[0]}, next in {rest[1]}{earlier}")
+            elif word == "step":
+                direction, msg_type, detail = _FIRST_LIFE[int(rest[0])]
+                seq_num = int(rest[1])
+                print(_message_line(direction, seq_num, msg_type, detail))
+                last[direction] = seq_num
             elif word == "idle":
                 break
         else:
@@ -535,8 +546,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "the demo engine stopped early: " + (message[-1] if message else "no message")
             )
         print(
-            f"\n2. The engine is killed with SIGKILL between messages (pid {proc.pid}):\n"
-            "   no close(), no flush, no clean shutdown: as a crash or a power cut would leave it."
+            f"\n2. The engine is killed with SIGKILL (pid {proc.pid}) before ORD-3 leaves:\n"
+            "   no close(), no flush, no clean shutdown, as a crash or a power cut would leave it."
         )
         proc.kill()
         proc.wait()
@@ -549,30 +560,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-    print(f"   exit status {proc.returncode} (killed by signal {-proc.returncode})\n")
+    print(f"   exit status {proc.returncode}\n")
+    return last["out"], last["stamp"], last["in"]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``fixseq demo``: a short simulated engine life, a crash and a restart."""
+    url = DEMO_URL  # never $FIXSEQ_URL: the demo must not advance a real session
+    spec = _parse(url)
+    where = os.path.abspath(spec.path or "")
+    existed = bool(store_exists(spec)) and "demo" in list_url_sessions(spec)
+    print("fixseq demo: a FIX session's sequence numbers through a crash")
+    print(f"store: {url}  (file {where})\n")
+    print("1. An engine process starts, opens the store and trades; each number is stored")
+    print("   before its message may leave, each inbound one after the application took it.")
+    sent, stamped, taken = _first_life(url, existed)
 
     print("3. The engine restarts and opens the same store.")
     with open_store(url) as store:
         state = store.snapshot()
-        print(
-            f"   next out {state.next_out} (the last message sent carried {last_out}), "
-            f"next in {state.next_in} (the last message taken carried {last_in})"
-        )
-        if state.next_out <= last_out or state.next_in <= last_in:
+        if state.next_out <= stamped or state.next_in <= taken:
             raise StoreFailure("the store lost an acknowledged change across the crash")
-        print("   Nothing sent is reused and nothing taken is asked for again: it carries on.")
+        print(
+            f"   next out {state.next_out}: past {sent}, the last message sent, and past "
+            f"{stamped}, numbered for ORD-3 but never sent;"
+        )
+        print(f"   next in {state.next_in}: just past {taken}, the last message taken.")
+        print("   No number is reused, and none taken is asked for again.")
         peer = state.next_in
-        for direction, msg_type, detail in _SECOND_LIFE:
-            if direction == "out":
-                seq_num = store.next_out()
-            else:
-                seq_num, peer = peer, peer + 1
-                store.observed_in(seq_num)
-            print(_message_line(direction, seq_num, msg_type, detail))
+
+        def receive(msg_type: str, detail: str = "") -> None:
+            nonlocal peer
+            store.observed_in(peer)
+            print(_message_line("in", peer, msg_type, detail))
+            peer += 1
+
+        def send(msg_type: str, detail: str = "") -> None:
+            print(_message_line("out", store.next_out(), msg_type, detail))
+
+        send("Logon", "HeartBtInt=30")
+        receive("Logon", "HeartBtInt=30")
+        receive(
+            "ResendRequest",
+            f"BeginSeqNo={stamped} EndSeqNo={stamped} (the peer never got {stamped})",
+        )
+        print(
+            _message_line(
+                "resend",
+                stamped,
+                "SequenceReset",
+                f"GapFillFlag=Y NewSeqNo={stamped + 1} PossDupFlag=Y (ORD-3 is stale: "
+                "fill the gap)",
+            )
+        )
+        receive("ExecutionReport", "ClOrdID=ORD-2 Filled 40 @ 12.80")
+        send("Logout")
+        receive("Logout")
         final = store.snapshot()
-    print("\n4. A clean logout; the store is closed.")
-    print(f"   {os.path.basename(where)} keeps session 'demo' at next out {final.next_out}, "
-          f"next in {final.next_in}.\n")
+    print("   A gap is repaired by a GapFill; a reused number would have been a logout.\n")
+    print("4. A clean logout; the store is closed.")
+    print(
+        f"   {os.path.basename(where)} keeps session 'demo' at next out {final.next_out}, "
+        f"next in {final.next_in}.\n"
+    )
     print("Look at it, set it, reset it:")
     print(f"   fixseq show '{url}'")
     print(f"   fixseq set '{url}' --next-out 1005")
@@ -617,8 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fixseq",
         description="Look at and repair a FIX session's sequence numbers in a fixseq store.",
-        epilog="Exit status: 0 success, 1 store error, 2 usage error. "
-        "Docs: docs/operations.md.",
+        epilog="Exit status: 0 success, 1 store error, 2 usage error. Docs: docs/operations.md.",
     )
     parser.add_argument("--version", action="version", version=f"fixseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -697,11 +746,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    engine = sub.add_parser("_demo-engine")  # the child cmd_demo starts; not for people
+    # The child process cmd_demo starts; without help= argparse leaves it out of the listing.
+    engine = sub.add_parser("_demo-engine")
     engine.add_argument("url")
     engine.set_defaults(func=cmd_demo_engine)
-    # Hide the child command from the help listing.
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "_demo-engine"]
     return parser
 
 
@@ -709,14 +757,6 @@ def _fail(code: int, message: str) -> int:
     text = " ".join(message.split()) or "unknown error"
     print(f"fixseq: error: {text}", file=sys.stderr)
     return code
-
-
-def _store_message(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, StoreLockedError):
-        text += " (another process, probably the engine, holds it: stop it first; " \
-                "fixseq show works while it runs)"
-    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -741,7 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreFailure as exc:
         return _fail(1, str(exc))
     except SeqStoreError as exc:
-        return _fail(1, _store_message(exc))
+        return _fail(1, str(exc) or type(exc).__name__)
     except ValueError as exc:
         # Raised by a store's constructor about an argument the URL gave it.
         return _fail(2, f"bad store URL: {exc}")

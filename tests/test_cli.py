@@ -1,10 +1,11 @@
-"""The ``fixseq`` command, driven as a subprocess (``python -m fixseq``) the way operators run it."""
+"""The ``fixseq`` command, driven as a subprocess (``python -m fixseq``) as operators run it."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,10 +13,9 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from url_support import pg_url
 
 from fixseq import MAX_SEQ_NUM, FileSeqStore, SqliteSeqStore, list_sessions
-
-from ._pg import pg_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,11 +48,15 @@ class Run:
         assert "Traceback" not in proc.stderr, proc.stderr
         if code is not None:
             assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-        if proc.returncode not in (0, None) and code != 0:
-            # A failure is one line on stderr, prefixed, and nothing else.
+        if proc.returncode != 0:
+            # A failure ends with one line naming it (a usage error shows the usage first,
+            # as argparse does), and prints nothing on stdout.
             lines = proc.stderr.strip().splitlines()
             assert lines, "a failure must say why"
-            assert lines[-1].startswith("fixseq: error: "), proc.stderr
+            assert re.match(r"fixseq( [a-z]+)?: error: \S", lines[-1]), proc.stderr
+            if proc.returncode == 1:  # one line (after reset's question, if it asked one)
+                assert len(lines) == 1 or (len(lines) == 2 and "[y/N]" in lines[0]), proc.stderr
+            assert proc.stdout == "", proc.stdout
         return proc
 
     def json(self, *args: str, **kwargs: object) -> dict[str, object]:
@@ -195,6 +199,70 @@ def test_file_held_by_another_process(fixseq_cmd: Run, held_file: Path) -> None:
     assert (shown["next_out"], shown["next_in"]) == (42, 9)
 
 
+def test_show_while_an_engine_writes(
+    fixseq_cmd: Run, child_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The engine hands out numbers as fast as it can; show, reading without the lock while
+    # slots are being overwritten, always gets a whole state that never goes backwards.
+    path = tmp_path / "busy.seq"
+    code = textwrap.dedent(
+        f"""
+        import select, sys
+        from fixseq import FileSeqStore
+        with FileSeqStore({str(path)!r}, fsync=False) as store:
+            store.next_out()
+            print("ready", flush=True)
+            while not select.select([sys.stdin], [], [], 0)[0]:
+                for _ in range(100):
+                    store.observed_in(store.next_out())
+        """
+    )
+    engine = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env,
+    )
+    try:
+        assert engine.stdout is not None and engine.stdin is not None
+        assert engine.stdout.readline() == "ready\n"
+        seen: list[tuple[int, int]] = []
+        for _ in range(5):
+            shown = fixseq_cmd.json("show", f"file:{path}")
+            next_out, next_in = shown["next_out"], shown["next_in"]
+            assert isinstance(next_out, int) and isinstance(next_in, int)
+            seen.append((next_out, next_in))
+    finally:
+        assert engine.stdin is not None
+        engine.stdin.write("stop\n")
+        engine.stdin.close()
+        engine.wait(timeout=60)
+        assert engine.stdout is not None
+        engine.stdout.close()
+    assert engine.returncode == 0
+    outs, ins = [s[0] for s in seen], [s[1] for s in seen]
+    assert outs == sorted(outs) and ins == sorted(ins) and outs[-1] > outs[0], seen
+    for next_out, next_in in seen:
+        assert next_in <= next_out, seen  # every state the engine wrote has this shape
+
+
+def test_file_session_name(fixseq_cmd: Run, tmp_path: Path) -> None:
+    url = f"file:{tmp_path}/a.seq?session=FIX.4.4:A->B"
+    made = fixseq_cmd.json("set", url, "--next-out", "3")
+    assert made["session"] == "FIX.4.4:A->B"
+    # Without session= in the URL, show and set report the name the file holds.
+    assert fixseq_cmd.json("show", f"file:{tmp_path}/a.seq")["session"] == "FIX.4.4:A->B"
+    assert fixseq_cmd.json("set", f"file:{tmp_path}/a.seq", "--next-in", "4")["session"] == (
+        "FIX.4.4:A->B"
+    )
+    # A URL naming another session is refused by show as by set: never two sessions in one file.
+    for args in (("show",), ("set", "--next-out", "9")):
+        proc = fixseq_cmd(args[0], f"file:{tmp_path}/a.seq?session=other", *args[1:], code=1)
+        assert "'other'" in proc.stderr and "FIX.4.4:A->B" in proc.stderr
+    assert fixseq_cmd.json("show", url)["next_out"] == 3
+
+
 def test_file_corrupt(fixseq_cmd: Run, tmp_path: Path) -> None:
     path = tmp_path / "bad.seq"
     path.write_bytes(b"this is not a fixseq file at all" * 4)
@@ -251,6 +319,20 @@ def test_sqlite_sessions_and_show_all(fixseq_cmd: Run, tmp_path: Path) -> None:
     assert (reset["next_out"], reset["next_in"]) == (1, 1)
     with SqliteSeqStore(db, "FIX.4.4:BANK->BROKER") as store:
         assert store.peek_out() == 100  # sessions are isolated
+
+
+def test_sqlite_not_a_database(fixseq_cmd: Run, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database, just bytes" * 200)
+    for args in (
+        ("sessions", f"sqlite:{junk}"),
+        ("show", f"sqlite:{junk}"),
+        ("show", f"sqlite:{junk}?session=S"),
+        ("set", f"sqlite:{junk}?session=S", "--next-out", "2"),
+    ):
+        fixseq_cmd(*args, code=1)
+    assert junk.read_bytes() == b"not a database, just bytes" * 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db"]
 
 
 def test_sqlite_needs_a_session(fixseq_cmd: Run, tmp_path: Path) -> None:
@@ -393,12 +475,73 @@ def test_bench_named_urls_and_table(fixseq_cmd: Run, tmp_path: Path) -> None:
     ]
 
 
+def test_bench_progress_on_a_terminal(child_env: dict[str, str], tmp_path: Path) -> None:
+    # stderr is a pseudo-terminal: bench shows what it measures there, and stdout stays clean.
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fixseq", "bench", "memory:", "--seconds", "0.1", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            cwd=tmp_path,
+            env=child_env,
+            timeout=120,
+            check=True,
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+    assert b"measuring memory: beside lock-guarded increment: round 5/5" in seen
+    assert json.loads(proc.stdout)["results"][0]["url"] == "memory:"
+
+
 def test_bench_refuses_a_held_store(fixseq_cmd: Run, held_file: Path) -> None:
     proc = fixseq_cmd("bench", f"file:{held_file}", "--seconds", "0.1", code=1)
     assert "another process" in proc.stderr
 
 
 # -- PostgreSQL (FIXSEQ_PG_DSN; required under CI=true) ---------------------------------------
+
+
+def test_postgres_without_the_extra(child_env: dict[str, str], tmp_path: Path) -> None:
+    # As on a machine without fixseq[postgres]: psycopg cannot be imported.
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from fixseq.cli import main; "
+        "sys.exit(main(['show', 'postgresql://fix:s3cret@127.0.0.1/db?session=S']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env, cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("fixseq: error: ") and len(proc.stderr.splitlines()) == 1
+    assert "pip install 'fixseq[postgres]'" in proc.stderr and "s3cret" not in proc.stderr
+
+
+def test_postgres_unreachable(fixseq_cmd: Run) -> None:
+    pytest.importorskip("psycopg")
+    # Nothing listens on port 1 of the loopback: refused at once, a store error.
+    url = "postgresql://fix:s3cret@127.0.0.1:1/db?session=S&connect_timeout=5"
+    for args in (("show", url), ("set", url, "--next-out", "2"), ("sessions", url)):
+        proc = fixseq_cmd(*args, code=1)
+        assert "s3cret" not in proc.stderr
+    proc = fixseq_cmd("show", url.replace("connect_timeout", "connect_timeoutt"), code=2)
+    assert "connect_timeoutt" in proc.stderr
+    proc = fixseq_cmd("show", url + "&table=bad-name", code=2)
+    assert "bad-name" in proc.stderr
 
 
 def test_postgres(fixseq_cmd: Run) -> None:

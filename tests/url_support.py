@@ -1,31 +1,17 @@
 """The PostgreSQL test server's address, for the URL and CLI tests.
 
-``FIXSEQ_PG_DSN`` names it (``bash scripts/pg-test-server.sh run ...`` sets it).
-Without it the PostgreSQL tests skip, except under ``CI=true``, where a missing
-server is a failure.
+``FIXSEQ_PG_DSN`` names it (``bash scripts/pg-test-server.sh run ...`` sets it),
+as a libpq connection string or URL; ``require_dsn`` skips without it, except
+under CI, where a missing server is a failure.
 """
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 
-import pytest
+from postgres_support import require_dsn
 
 __all__ = ["pg_url"]
-
-
-def _dsn() -> str:
-    dsn = os.environ.get("FIXSEQ_PG_DSN")
-    if dsn:
-        return dsn
-    message = (
-        "FIXSEQ_PG_DSN is not set: run  bash scripts/pg-test-server.sh run "
-        ".venv/bin/python -m pytest tests/test_urls.py tests/test_cli.py"
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true needs a PostgreSQL server: {message}")
-    pytest.skip(message)
 
 
 def pg_url(**params: str) -> str:
@@ -33,7 +19,7 @@ def pg_url(**params: str) -> str:
 
     Calls pytest.skip (or pytest.fail under CI=true) when there is no server.
     """
-    dsn = _dsn()
+    dsn = require_dsn()
     if not dsn.startswith(("postgresql://", "postgres://")):
         import psycopg.conninfo
 
