@@ -180,7 +180,10 @@ async def _run_engine(args: argparse.Namespace) -> None:
                 news = Message()
                 news.header.set(35, "B")
                 news.set_field(148, f"{args.sender} {time.time_ns()}")
-                await session.send_app(news)
+                try:
+                    await session.send_app(news)
+                except ConnectionError:
+                    pass  # the peer dropped the connection: the initiator reconnects
         if session.is_logged_on:
             await session.send_logout()
             # Wait for the peer's Logout (or fixcore's LogoutTimeout) before stopping.
