@@ -119,6 +119,28 @@ def test_sqlite_url_names_each_session_losslessly(tmp_path: Path) -> None:
     ]
 
 
+def test_postgresql_url_names_each_session_losslessly() -> None:
+    from postgres_support import unique
+    from url_support import pg_url
+
+    from fixseq._urls import list_url_sessions, parse_url
+
+    url = pg_url(table=unique("fixcore"))
+    tricky = SessionID("FIX.4.4", "A->", "B:c", "q%1")
+    with StoreFactory(url) as factory:
+        factory.create(SID).set_next_sender_msg_seq_num(41)
+        factory.create(tricky).set_next_target_msg_seq_num(17)
+    assert list_url_sessions(parse_url(url)) == [
+        "FIX.4.4:A-%3E->B%3Ac:q%251",
+        "FIX.4.4:BANK->BROKER",
+    ]
+    with StoreFactory(url, create=False) as factory:
+        assert factory.create(SID).next_sender_msg_seq_num() == 41
+        assert factory.create(tricky).next_target_msg_seq_num() == 17
+        with pytest.raises(SeqStoreError):
+            factory.create(SessionID("FIX.4.4", "BANK", "NOBODY"))
+
+
 def test_create_false_refuses_a_missing_store(tmp_path: Path) -> None:
     with pytest.raises(SeqStoreError):
         StoreFactory(f"sqlite:///{tmp_path / 'fix.db'}", create=False).create(SID)
