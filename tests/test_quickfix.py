@@ -7,6 +7,7 @@ opening a socket. The callbacks are then called as QuickFIX calls them.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -237,22 +238,93 @@ def test_a_plain_logon_does_not_reset(rig: Rig) -> None:
     assert rig.store.snapshot() == (501, 400)
 
 
-def test_callbacks_from_many_threads(rig: Rig) -> None:
+def test_callbacks_from_many_threads(tmp_path: Path) -> None:
+    # QuickFIX calls toApp from its session thread and from every sendToTarget
+    # caller. Without the guard's per-session lock, a thread that read the
+    # store before another's update would move the outbound number back.
+    rig = Rig(tmp_path, "memory:")
     rig.build()
-    threads, per_thread = 8, 200
+    store = rig.store
+    lowered: list[tuple[int, int]] = []
+    set_next_out = store.set_next_out
+
+    def checked_set_next_out(seq_num: int) -> None:
+        current = store.peek_out()
+        if seq_num < current:
+            lowered.append((seq_num, current))
+        set_next_out(seq_num)
+
+    store.set_next_out = checked_set_next_out
+    threads, per_thread = 8, 300
     barrier = threading.Barrier(threads)
+    messages = [
+        [rig.message("B", 1 + n + threads * k) for k in range(per_thread)] for n in range(threads)
+    ]
 
-    def send(offset: int) -> None:
+    def send(mine: list[Any]) -> None:
         barrier.wait()
-        for k in range(per_thread):
-            rig.guard.toApp(rig.message("B", 1 + offset + threads * k), rig.sid)
+        for message in mine:
+            rig.guard.toApp(message, rig.sid)
 
-    workers = [threading.Thread(target=send, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert rig.store.peek_out() == threads * per_thread + 1
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        workers = [threading.Thread(target=send, args=(m,)) for m in messages]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(old)
+        rig.guard.close()
+    assert lowered == [], "the outbound number was moved back"
+    assert store.closed
+
+
+def test_a_slow_thread_cannot_move_outbound_back(tmp_path: Path) -> None:
+    # The interleaving the per-session lock exists for, forced: thread A has
+    # read the store for its message 5 when thread B stamps and records 9. B
+    # must wait for A (with the lock it cannot start until A is done), or A's
+    # late write of 6 would put the store behind 9, a number already sent.
+    rig = Rig(tmp_path, "memory:")
+    rig.build()
+    store = rig.store
+    a_has_read, b_done = threading.Event(), threading.Event()
+    peek_out = store.peek_out
+    lowered: list[tuple[int, int]] = []
+    set_next_out = store.set_next_out
+
+    def slow_peek_out() -> int:
+        value: int = peek_out()
+        if threading.current_thread().name == "A":
+            a_has_read.set()
+            b_done.wait(0.5)  # with the lock B never gets here first
+        return value
+
+    def checked_set_next_out(seq_num: int) -> None:
+        if seq_num < peek_out():
+            lowered.append((seq_num, peek_out()))
+        set_next_out(seq_num)
+
+    store.peek_out = slow_peek_out
+    store.set_next_out = checked_set_next_out
+
+    def b() -> None:
+        rig.guard.toApp(rig.message("B", 9), rig.sid)
+        b_done.set()
+
+    thread_a = threading.Thread(
+        target=rig.guard.toApp, args=(rig.message("B", 5), rig.sid), name="A"
+    )
+    thread_b = threading.Thread(target=b, name="B")
+    thread_a.start()
+    assert a_has_read.wait(10)
+    thread_b.start()
+    thread_a.join(10)
+    thread_b.join(10)
+    assert lowered == []
+    assert peek_out() == 10
+    rig.guard.close()
 
 
 def test_settings_open_every_store_up_front(tmp_path: Path) -> None:
