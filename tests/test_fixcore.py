@@ -263,6 +263,37 @@ def test_logon_increment_and_hard_reset_are_durable_at_once_without_a_loop() -> 
     assert seq.current_in() == 12
 
 
+def test_a_flush_computed_before_a_reset_never_lands_after_it() -> None:
+    # The inbound flush runs in a worker thread; fixcore may call reset() on
+    # the loop thread meanwhile. The reset must win: a stale mark written
+    # after it would have fixseq expect 15 from a peer that restarts at 1.
+    import threading
+
+    seq = MemorySeqStore(1, 10)
+    store = SeqMessageStore(seq)
+    writing, go = threading.Event(), threading.Event()
+    observed_in = seq.observed_in
+
+    def slow_observed_in(seq_num: int) -> None:
+        writing.set()
+        go.wait(10)
+        observed_in(seq_num)
+
+    seq.observed_in = slow_observed_in  # type: ignore[method-assign]
+    store._safe_in = 15  # messages up to 14 were taken and their callbacks returned
+    flush = threading.Thread(target=store._flush_in)
+    flush.start()
+    assert writing.wait(10)
+    reset = threading.Thread(target=store.reset)
+    reset.start()
+    reset.join(0.3)  # with the lock the reset waits for the flush in progress
+    go.set()
+    flush.join(10)
+    reset.join(10)
+    assert seq.snapshot() == (1, 1)
+    assert store.next_target_msg_seq_num() == 1
+
+
 def test_message_bodies_are_bounded_and_in_memory() -> None:
     store = SeqMessageStore(MemorySeqStore(), max_bodies=3)
     for n in range(1, 6):
