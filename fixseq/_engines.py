@@ -98,6 +98,13 @@ def check_engine_url(url: str) -> StoreURL:
         ValueError: The URL is malformed (see :func:`fixseq.open_store`) or
             names a session (the integration fills in one per FIX session).
     """
+    if isinstance(url, str) and url[:5].lower() == "file:":
+        # file:DIR/ names the same directory as file:DIR (a file store URL
+        # may not end in "/", but here the path is a directory).
+        base, sep, query = url.partition("?")
+        stripped = base.rstrip("/")
+        if len(stripped) > len("file:") and stripped.lower() not in ("file:", "file:/"):
+            url = stripped + sep + query
     spec = parse_url(url)
     if spec.session is not None:
         raise ValueError(
@@ -129,6 +136,7 @@ def open_session_store(spec: StoreURL, name: str, *, create: bool | None = None)
         assert spec.path is not None
         directory = Path(spec.path)
         if create is not False and spec.create is not False:
-            directory.mkdir(parents=True, exist_ok=True)
+            # Owner-only, like the store files (0600) it will hold.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         spec = dataclasses.replace(spec, path=str(directory / session_file_name(name)))
     return _open(dataclasses.replace(spec, session=name), create=create)

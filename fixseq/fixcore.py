@@ -142,13 +142,24 @@ class SeqMessageStore(MessageStore):
     def get(self, begin_seq: int, end_seq: int) -> list[bytes]:
         """Return the bodies still held in memory for ``begin_seq..end_seq``, in order.
 
-        Numbers without a body are left out; fixcore gap-fills them.
+        Args:
+            begin_seq: The first MsgSeqNum of the range.
+            end_seq: The last MsgSeqNum of the range (inclusive).
+
+        Returns:
+            The raw messages held; numbers without a body are left out, and
+            fixcore gap-fills them.
         """
         bodies = self._bodies
         return [bodies[seq] for seq in sorted(s for s in bodies if begin_seq <= s <= end_seq)]
 
     def set(self, seq_num: int, message: bytes) -> None:
-        """Keep ``message`` for resends, dropping the oldest beyond ``max_bodies``."""
+        """Keep ``message`` for resends, dropping the oldest beyond ``max_bodies``.
+
+        Args:
+            seq_num: The MsgSeqNum the message was sent with.
+            message: The raw message, as sent.
+        """
         if self._max_bodies == 0:
             return
         bodies = self._bodies
@@ -189,7 +200,15 @@ class SeqMessageStore(MessageStore):
         self._out = taken + 1
 
     def set_next_sender_msg_seq_num(self, seq_num: int) -> None:
-        """Make ``seq_num`` the next outbound number (an operator's override), durably."""
+        """Make ``seq_num`` the next outbound number (an operator's override), durably.
+
+        Args:
+            seq_num: The next MsgSeqNum to send, in ``1..MAX_SEQ_NUM``.
+
+        Raises:
+            TypeError: ``seq_num`` is not an ``int``.
+            InvalidSeqNumError: ``seq_num`` is out of range.
+        """
         self._seq.set_next_out(seq_num)
         self._out = seq_num
 
@@ -230,7 +249,15 @@ class SeqMessageStore(MessageStore):
         """Make ``seq_num`` the next expected inbound number.
 
         A GapFill arrives as a pending message: the new number becomes durable
-        after its ``from_admin`` returned. Otherwise it is made durable at once.
+        after its ``from_admin`` returned. Otherwise it is made durable at once
+        (in a worker thread when an event loop runs).
+
+        Args:
+            seq_num: The next inbound MsgSeqNum expected, in ``1..MAX_SEQ_NUM``.
+
+        Raises:
+            TypeError: ``seq_num`` is not an ``int``.
+            InvalidSeqNumError: ``seq_num`` is out of range.
         """
         seq_num = check_seq_num(seq_num)
         self._view_in = seq_num
@@ -466,6 +493,12 @@ class StoreFactory(_FixcoreStoreFactory):
     def create(self, session_id: SessionID) -> SeqMessageStore:
         """Open the fixseq store of ``session_id`` (fixcore calls this per session).
 
+        Args:
+            session_id: The FIX session.
+
+        Returns:
+            The session's store, over a fixseq store opened for it.
+
         Raises:
             CorruptStoreError: The session's store exists but is damaged.
             SeqStoreError: It cannot be opened (missing with ``create=False``,
@@ -488,7 +521,14 @@ class StoreFactory(_FixcoreStoreFactory):
             return store
 
     def store(self, session_id: SessionID) -> SeqMessageStore | None:
-        """Return the store created for ``session_id``, or ``None``."""
+        """Return the store created for ``session_id``, or ``None``.
+
+        Args:
+            session_id: The FIX session.
+
+        Returns:
+            The store :meth:`create` made for it (open or closed), or ``None``.
+        """
         return self._stores.get(session_id)
 
     def application(self, app: Application) -> SeqApplication:

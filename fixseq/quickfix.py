@@ -168,6 +168,12 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
     def store(self, session_id: Any) -> AdminSeqStore:
         """Return the fixseq store of a QuickFIX session (opened if need be).
 
+        Args:
+            session_id: A ``quickfix.SessionID``.
+
+        Returns:
+            The session's open fixseq store (the guard closes it).
+
         Raises:
             SeqStoreError: The store cannot be opened.
         """

@@ -92,6 +92,14 @@ def test_max_bodies_is_checked() -> None:
         StoreFactory("memory:", max_bodies=2.5)  # type: ignore[arg-type]
 
 
+def test_file_url_directory_may_end_in_a_slash(tmp_path: Path) -> None:
+    with StoreFactory(f"file:{tmp_path / 'd'}/") as factory:
+        factory.create(SID)
+    (path,) = (tmp_path / "d").iterdir()
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o700
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_file_url_stores_the_full_session_id(tmp_path: Path) -> None:
     factory = StoreFactory(f"file:{tmp_path}")
     factory.create(SID)
