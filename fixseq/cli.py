@@ -564,8 +564,23 @@ def _first_life(url: str, existed: bool) -> tuple[int, int, int]:
     return last["out"], last["stamp"], last["in"]
 
 
+def _demo_fixcore() -> int:
+    """``fixseq demo --engine fixcore``: two real engines, one killed and restarted."""
+    # The one place the operator layer reaches an integration: imported here, at the
+    # point of use, so the command works without the fixcore extra for everything else.
+    from .fixcore import run_demo
+
+    try:
+        run_demo()
+    except RuntimeError as exc:
+        return _fail(1, str(exc))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``fixseq demo``: a short simulated engine life, a crash and a restart."""
+    if args.engine == "fixcore":
+        return _demo_fixcore()
     url = DEMO_URL  # never $FIXSEQ_URL: the demo must not advance a real session
     spec = _parse(url)
     where = os.path.abspath(spec.path or "")
@@ -743,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Run a short simulated engine life on {DEMO_URL} in the working "
         f"directory (never ${ENV_URL}): messages out and in, a crash, a restart that "
         "carries on.",
+    )
+    demo.add_argument(
+        "--engine",
+        choices=("simulated", "fixcore"),
+        default="simulated",
+        help="simulated (default): one engine process on ./fixseq.db; fixcore: two real "
+        "fixcore-engine sessions over 127.0.0.1 on fixseq stores in a temporary directory, "
+        "one SIGKILLed and restarted (needs fixseq[fixcore])",
     )
     demo.set_defaults(func=cmd_demo)
 

@@ -13,6 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 import pytest
+from engine_support import require
 from url_support import pg_url
 
 from fixseq import MAX_SEQ_NUM, FileSeqStore, SqliteSeqStore, list_sessions
@@ -433,6 +434,14 @@ def test_demo(fixseq_cmd: Run, tmp_path: Path) -> None:
         after_second = store.snapshot()
     assert after_second.next_out > after_first.next_out
     assert after_second.next_in > after_first.next_in
+
+
+def test_demo_with_real_fixcore_engines(fixseq_cmd: Run) -> None:
+    require("fixcore", "fixcore")
+    out = fixseq_cmd("demo", "--engine", "fixcore").stdout
+    assert "killed with SIGKILL" in out
+    assert re.search(r"restarted and logged on with MsgSeqNum \d+; BROKER accepted it", out)
+    assert "Neither engine logged 'MsgSeqNum too low'." in out
 
 
 def test_bench_json(fixseq_cmd: Run, tmp_path: Path) -> None:
