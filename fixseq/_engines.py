@@ -21,14 +21,22 @@ import dataclasses
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._urls import StoreURL, _open, parse_url, redact_url
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._protocols import AdminSeqStore
 
-__all__ = ["check_engine_url", "open_session_store", "session_file_name", "session_name"]
+__all__ = [
+    "check_engine_url",
+    "close_all",
+    "open_session_store",
+    "session_file_name",
+    "session_name",
+]
 
 _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", ">": "%3E"})
 _SLUG_JUNK = re.compile(r"[^A-Za-z0-9._]+")
@@ -140,3 +148,19 @@ def open_session_store(spec: StoreURL, name: str, *, create: bool | None = None)
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         spec = dataclasses.replace(spec, path=str(directory / session_file_name(name)))
     return _open(dataclasses.replace(spec, session=name), create=create)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def close_all(stores: Iterable[_Closable]) -> None:
+    """Close every store, then raise the first error any close raised (if one did)."""
+    errors: list[Exception] = []
+    for store in stores:
+        try:
+            store.close()
+        except Exception as exc:  # close them all, then report the first
+            errors.append(exc)
+    if errors:
+        raise errors[0]

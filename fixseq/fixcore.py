@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
     ) from exc
 
 from ._core import check_created_at, check_seq_num
-from ._engines import check_engine_url, open_session_store, session_name
+from ._engines import check_engine_url, close_all, open_session_store, session_name
 from ._twins import offload, to_async
 
 if TYPE_CHECKING:
@@ -546,14 +546,7 @@ class StoreFactory(_FixcoreStoreFactory):
         """Close every store this factory created; a second call does nothing."""
         with self._lock:
             stores = list(self._stores.values())
-        errors: list[BaseException] = []
-        for store in stores:
-            try:
-                store.close()
-            except Exception as exc:  # close them all, then report the first
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        close_all(stores)
 
     def __enter__(self) -> Self:
         """Return the factory."""

@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
         "fixseq.quickfix needs QuickFIX's Python bindings: pip install 'fixseq[quickfix]'"
     ) from exc
 
-from ._engines import check_engine_url, open_session_store, session_name
+from ._engines import check_engine_url, close_all, open_session_store, session_name
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -295,14 +295,7 @@ class SeqGuard(_fix.Application):  # type: ignore[misc]
         """Close every session's store (after the engine stopped); a second call does nothing."""
         with self._lock:
             sessions = list(self._sessions.values())
-        errors: list[BaseException] = []
-        for guarded in sessions:
-            try:
-                guarded.store.close()
-            except Exception as exc:  # close them all, then report the first
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        close_all(guarded.store for guarded in sessions)
 
     def __enter__(self) -> Self:
         """Return the guard."""
