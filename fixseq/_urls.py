@@ -5,13 +5,13 @@ percent-decoded only, so ``+`` stays ``+`` and a space is ``%20``)::
 
     memory:                                         a fresh MemorySeqStore
     file:PATH  file:/abs/path  file:///abs/path     FileSeqStore
-        ?fsync=0|1  ?create=0|1  ?session=NAME
+        ?fsync=0|1  ?create=0|1  ?session=NAME  ?reserve=K
     sqlite:///relative/path.db?session=NAME         SqliteSeqStore (SQLAlchemy's forms)
     sqlite:////absolute/path.db?session=NAME
     sqlite:path.db?session=NAME
-        &synchronous=OFF|NORMAL|FULL|EXTRA  &create=0|1
+        &synchronous=OFF|NORMAL|FULL|EXTRA  &create=0|1  &reserve=K
     postgresql://user:password@host:port/db?session=NAME      PostgresSeqStore
-        &table=NAME  &create=0|1  &<any libpq parameter>      (also postgres://,
+        &table=NAME  &create=0|1  &reserve=K  &<libpq parameters>  (also postgres://,
                                                                postgresql+psycopg://)
 
 This module is the operator layer: it turns a URL into constructor arguments
@@ -66,9 +66,9 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 # one on to libpq, which checks them (see _check_libpq).
 _PARAMS: dict[Kind, tuple[str, ...]] = {
     "memory": (),
-    "file": ("fsync", "create", "session"),
-    "sqlite": ("session", "synchronous", "create"),
-    "postgresql": ("session", "table", "create"),
+    "file": ("fsync", "create", "session", "reserve"),
+    "sqlite": ("session", "synchronous", "create", "reserve"),
+    "postgresql": ("session", "table", "create", "reserve"),
 }
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 
@@ -89,6 +89,8 @@ class StoreURL:
             ``None`` for the store's default.
         table: A PostgreSQL store's table, or ``None`` for the store's default.
         create: The store's ``create`` argument, or ``None`` for its default.
+        reserve: The store's ``reserve`` argument (outbound numbers per durable
+            write; 1, the default, reserves none ahead).
     """
 
     url: str
@@ -100,6 +102,7 @@ class StoreURL:
     synchronous: str | None = None
     table: str | None = None
     create: bool | None = None
+    reserve: int = 1
 
     def __repr__(self) -> str:
         # Never show a password, even in a traceback or a log line.
@@ -225,6 +228,7 @@ def parse_url(url: str) -> StoreURL:
         if not session:
             raise _bad(url, "empty session name (session= needs a value)")
     create = _bool(url, "create", values["create"]) if "create" in values else None
+    reserve = _reserve(url, values["reserve"]) if "reserve" in values else 1
 
     if kind == "memory":
         if body not in ("", "//"):
@@ -233,7 +237,9 @@ def parse_url(url: str) -> StoreURL:
     if kind == "file":
         path = _file_path(url, body)
         fsync = _bool(url, "fsync", values["fsync"]) if "fsync" in values else True
-        return StoreURL(url, kind, path=path, session=session, fsync=fsync, create=create)
+        return StoreURL(
+            url, kind, path=path, session=session, fsync=fsync, create=create, reserve=reserve
+        )
     if kind == "sqlite":
         path = _sqlite_path(url, body)
         synchronous = None
@@ -246,7 +252,13 @@ def parse_url(url: str) -> StoreURL:
                     f"{', '.join(_SYNCHRONOUS)}",
                 )
         return StoreURL(
-            url, kind, path=path, session=session, synchronous=synchronous, create=create
+            url,
+            kind,
+            path=path,
+            session=session,
+            synchronous=synchronous,
+            create=create,
+            reserve=reserve,
         )
     # postgresql: everything but fixseq's own parameters goes to libpq untouched.
     if not body.startswith("//"):
@@ -258,7 +270,15 @@ def parse_url(url: str) -> StoreURL:
             raise _bad(url, "empty table name (table= needs a value)")
     libpq = [raw for key, _, raw in params if key not in allowed]
     conninfo = "postgresql:" + body + ("?" + "&".join(libpq) if libpq else "")
-    return StoreURL(url, kind, conninfo=conninfo, session=session, table=table, create=create)
+    return StoreURL(
+        url,
+        kind,
+        conninfo=conninfo,
+        session=session,
+        table=table,
+        create=create,
+        reserve=reserve,
+    )
 
 
 def _file_path(url: str, body: str) -> str:
@@ -359,6 +379,13 @@ class _Twinned(AdminSeqStore, Protocol):
     def as_async(self) -> AsyncAdminSeqStore: ...
 
 
+def _reserve(url: str, value: str) -> int:
+    """Parse ``reserve=K``: a whole number of at least 1, in plain decimal digits."""
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise _bad(url, f"reserve={value!r} is not a whole number of at least 1")
+    return int(value)
+
+
 def _open(spec: StoreURL, *, create: bool | None = None) -> _Twinned:
     """Call the store's constructor with what the URL says (``create`` overrides the URL's)."""
     if create is None:
@@ -367,16 +394,22 @@ def _open(spec: StoreURL, *, create: bool | None = None) -> _Twinned:
         return MemorySeqStore()
     if spec.kind == "file":
         assert spec.path is not None
-        return FileSeqStore(spec.path, fsync=spec.fsync, create=create, session=spec.session)
+        return FileSeqStore(
+            spec.path, fsync=spec.fsync, create=create, session=spec.session, reserve=spec.reserve
+        )
     session = _need_session(spec)
     if spec.kind == "sqlite":
         assert spec.path is not None
-        if spec.synchronous is None:
-            return SqliteSeqStore(spec.path, session, create=create)
-        return SqliteSeqStore(spec.path, session, synchronous=spec.synchronous, create=create)
+        return SqliteSeqStore(
+            spec.path,
+            session,
+            synchronous=spec.synchronous or "FULL",
+            create=create,
+            reserve=spec.reserve,
+        )
     table = {} if spec.table is None else {"table": spec.table}
     store: _Twinned = _postgres(spec).PostgresSeqStore(
-        spec.conninfo, session, create=create, **table
+        spec.conninfo, session, create=create, reserve=spec.reserve, **table
     )
     return store
 

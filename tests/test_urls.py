@@ -228,6 +228,12 @@ def test_parse(url: str, expected: StoreURL) -> None:
         ("postgresql://h/db?session=S&table=", "empty table name"),
         ("postgresql://h/db?session=S&create=2", "create='2' is not a boolean"),
         ("postgresql://h/db?session=S#x", "fragment"),
+        ("file:a.seq?reserve=0", "reserve='0' is not a whole number of at least 1"),
+        ("file:a.seq?reserve=-5", "reserve='-5' is not a whole number"),
+        ("sqlite:x.db?session=S&reserve=2.5", "reserve='2.5' is not a whole number"),
+        ("sqlite:x.db?session=S&reserve=", "reserve='' is not a whole number"),
+        ("postgresql://h/db?session=S&reserve=ten", "reserve='ten' is not a whole number"),
+        ("memory:?reserve=10", "unknown parameter 'reserve'"),
     ],
 )
 def test_bad_url(url: str, problem: str) -> None:
@@ -327,6 +333,43 @@ def test_open_file_fsync_off_is_passed(tmp_path: Path, monkeypatch: pytest.Monke
         syncs.clear()
         store.next_out()
         assert not syncs, "fsync=0 must not sync"
+
+
+@pytest.mark.parametrize(
+    ("url", "reserve"),
+    [
+        ("file:a.seq?reserve=1000", 1000),
+        ("sqlite:x.db?session=S&reserve=7", 7),
+        ("postgresql://h/db?session=S&reserve=3", 3),
+        ("file:a.seq", 1),
+    ],
+)
+def test_parse_reserve(url: str, reserve: int) -> None:
+    parsed = parse_url(url)
+    assert parsed.reserve == reserve
+    assert "reserve" not in (parsed.conninfo or "")  # fixseq's, never passed on to libpq
+
+
+def test_open_with_reserve_writes_once_per_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs: list[int] = []
+    real = os.fdatasync if hasattr(os, "fdatasync") else os.fsync
+
+    def counting(fd: int) -> None:
+        syncs.append(fd)
+        real(fd)
+
+    with open_store(f"file:{tmp_path}/r.seq?reserve=50") as store:
+        monkeypatch.setattr(os, "fdatasync", counting, raising=False)
+        monkeypatch.setattr(os, "fsync", counting)
+        assert [store.next_out() for _ in range(100)] == list(range(1, 101))
+        # A few syncs per block of 50 (the file store may write both slots on a jump), not 100.
+        assert 2 <= len(syncs) <= 6
+    with open_store(f"sqlite:{tmp_path}/r.db?session=S&reserve=10") as sql:
+        assert [sql.next_out() for _ in range(3)] == [1, 2, 3]
+    with open_store(f"sqlite:{tmp_path}/r.db?session=S") as again:
+        assert again.peek_out() == 4  # a clean close gave the rest of the block back
 
 
 def test_open_file_create_0(tmp_path: Path) -> None:
