@@ -43,6 +43,7 @@ class Row:
     floor: str
     floor_ops_per_s: float
     ratio: float
+    load: str | None = None  # "16 threads" and the like, on `fixseq bench --group` rows
 
     @property
     def label(self) -> str:
@@ -58,7 +59,8 @@ class Row:
             for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True)
             if key not in ("session", "table")
         ]
-        return f"{scheme} ({', '.join(options)})" if options else scheme
+        name = f"{scheme} ({', '.join(options)})" if options else scheme
+        return f"{name} [{self.load}]" if self.load else name
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def parse(document: object) -> Bench:
                 floor=_text(item["floor"], f"{where}.floor"),
                 floor_ops_per_s=_number(item["floor_ops_per_s"], f"{where}.floor_ops_per_s"),
                 ratio=_number(item["ratio"], f"{where}.ratio"),
+                load=_text(item["load"], f"{where}.load") if "load" in item else None,
             )
         )
     rounds = document.get("rounds")

@@ -374,6 +374,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results: list[dict[str, object]] = []
         for url, spec in zip(urls, specs, strict=True):
             results.append(_bench_one(url, spec, seconds, progress))
+        if args.group:
+            results.extend(_bench_group(urls, specs, directory, seconds, progress))
     finally:
         if progress is not None:
             progress("")  # clear the status line, before any error message too
@@ -398,7 +400,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print()
     rows = [
         [
-            str(r["url"]),
+            str(r["url"]) + (f" [{r['load']}]" if "load" in r else ""),
             f"{r['ops_per_s']:,.0f}",
             str(r["floor"]),
             f"{r['floor_ops_per_s']:,.0f}",
@@ -408,6 +410,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ]
     _print_table(["store", "ops/s", "raw floor", "ops/s", "ratio"], rows, right={1, 3, 4})
     return 0
+
+
+def _bench_group(
+    urls: list[str],
+    specs: list[StoreURL],
+    directory: str,
+    seconds: float,
+    progress: Callable[[str], None] | None,
+) -> list[dict[str, object]]:
+    """The --group rows, on scratch stores in a fresh folder inside ``directory``."""
+    from ._bench_group import group_rows
+
+    postgres = next((u for u, s in zip(urls, specs, strict=True) if s.kind == "postgresql"), None)
+    scratch = tempfile.mkdtemp(prefix="fixseq-bench-group-", dir=directory)
+    try:
+        return group_rows(scratch, seconds, postgres_url=postgres, progress=progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _bench_one(
@@ -750,6 +770,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time per store, both sides together (default 2; fractions allowed)",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument(
+        "--group",
+        action="store_true",
+        help="also measure group commit and reservation on scratch stores: 16 threads and "
+        "64 asyncio tasks on one file store, 16 threads on 16 SQLite sessions, reserve=1000 "
+        "beside fsync=0, and 8 threads on the first postgresql URL named, each beside the "
+        "same store used by one caller",
+    )
     bench.set_defaults(func=cmd_bench)
 
     demo = sub.add_parser(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from engine_support import require
@@ -442,6 +442,25 @@ def test_demo_with_real_fixcore_engines(fixseq_cmd: Run) -> None:
     assert "killed with SIGKILL" in out
     assert re.search(r"restarted and logged on with MsgSeqNum \d+; BROKER accepted it", out)
     assert "Neither engine logged 'MsgSeqNum too low'." in out
+
+
+def test_bench_group_json(fixseq_cmd: Run, tmp_path: Path) -> None:
+    out = fixseq_cmd.json("bench", "memory:", "--group", "--seconds", "0.2")
+    results = cast("list[dict[str, Any]]", out["results"])
+    loads = [r.get("load") for r in results]
+    assert loads == [
+        None,
+        "16 threads",
+        "64 asyncio tasks",
+        "16 threads on 16 sessions",
+        "1 thread",
+    ]
+    for row in results[1:]:
+        assert row["ops_per_s"] > 0 and row["floor_ops_per_s"] > 0 and row["ratio"] > 0
+    assert "reserve=1000" in results[4]["url"]
+    assert results[4]["floor"] == "FileSeqStore(fsync=False), 1 thread"
+    table = fixseq_cmd("bench", "memory:", "--group", "--seconds", "0.2").stdout
+    assert "[64 asyncio tasks]" in table and "same store, 1 task" in table
 
 
 def test_bench_json(fixseq_cmd: Run, tmp_path: Path) -> None:
