@@ -26,6 +26,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Bench", "Pair", "Result", "machine", "parse_args", "run_pairs"]
+__all__ = ["Bench", "Pair", "Result", "in_threads", "machine", "parse_args", "run_pairs"]
 
 
 @dataclass
@@ -95,6 +96,33 @@ class Result:
             "target": self.pair.target,
             "met": self.met,
         }
+
+
+def in_threads(op: Callable[[], object], threads: int) -> Callable[[int], float]:
+    """A ``Bench.run`` that calls ``op`` ``n`` times on each of ``threads`` threads.
+
+    The threads start together from a barrier; the time returned excludes
+    starting them. Give the Bench ``ops_per_call=threads``.
+    """
+
+    def run(n: int) -> float:
+        start = threading.Barrier(threads + 1)
+
+        def work() -> None:
+            start.wait()
+            for _ in range(n):
+                op()
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        start.wait()
+        began = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        return time.perf_counter() - began
+
+    return run
 
 
 def machine() -> dict[str, object]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 
 import anyio
 import anyio.to_thread
 
-from benchmarks._harness import Bench, Pair, parse_args, run_pairs
+from benchmarks._harness import Bench, Pair, in_threads, parse_args, run_pairs
 from fixseq import AsyncFileSeqStore, FileSeqStore
 
 PAYLOAD = b"\x01" * 32
@@ -93,23 +92,7 @@ def main() -> None:
 
             return anyio.run(loop, backend="asyncio")
 
-        def run_threads(n: int) -> float:
-            start = threading.Barrier(THREADS + 1)
-
-            def work() -> None:
-                next_out = shared.next_out
-                start.wait()
-                for _ in range(n):
-                    next_out()
-
-            workers = [threading.Thread(target=work) for _ in range(THREADS)]
-            for worker in workers:
-                worker.start()
-            start.wait()
-            began = time.perf_counter()
-            for worker in workers:
-                worker.join()
-            return time.perf_counter() - began
+        run_threads = in_threads(shared.next_out, THREADS)
 
         def run_one_thread(n: int) -> None:
             next_out = shared.next_out
