@@ -15,7 +15,6 @@ import errno
 import functools
 import logging
 import os
-import secrets
 import stat
 import sys
 import threading
@@ -39,6 +38,7 @@ from ._fileformat import (
 )
 from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
+from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if sys.platform != "win32":  # the file store needs POSIX; `import fixseq` must not
@@ -109,31 +109,6 @@ else:
         os.fdatasync(fd)
 
 
-def _sync_dir(directory: str) -> None:
-    """Make a directory's entries (a new link, a removed name) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some file systems cannot sync a directory at all; nothing to do there.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _link(source: str, target: str) -> None:
-    os.link(source, target)
-
-
-def _rename(source: str, target: str) -> None:
-    os.rename(source, target)
-
-
-def _unlink(path: str) -> None:
-    os.unlink(path)
-
-
 def _fchmod(fd: int, mode: int) -> None:
     os.fchmod(fd, mode)
 
@@ -183,64 +158,60 @@ def _create(path: str, session: bytes) -> None:
     """Create the file atomically: all of it appears, durable, or none of it.
 
     A crash leaves at most a temporary ``.NAME.*.fixseq-tmp`` file that is
-    never read (its random name never collides with a later attempt); remove
-    it at will. If another process creates ``path`` first, theirs is kept.
+    never read; remove it at will. If another process creates ``path`` first,
+    theirs is kept.
+
+    Raises:
+        StoreIOError: The OS refused (the message names ``path``, not the
+            temporary file); nothing is left behind.
     """
-    directory, base = os.path.split(os.path.abspath(path))
-    temp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.fixseq-tmp")
+    directory, temp = temp_path(path)
     image = new_image(session, utc_now())
-    fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    pending = True  # the temporary file still has its name
+    pending = False  # the temporary file exists and still has its name
     try:
+        fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        pending = True
         try:
             _fchmod(fd, 0o600)  # the umask may have taken the owner's bits too
             _pwrite(fd, image, 0)
             _sync_file(fd)
         finally:
             _close(fd)
-        try:
-            _link(temp, path)  # atomic, and never replaces a file another opener made
-        except FileExistsError:
-            pass  # another opener created it first: theirs is kept
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            # No hard links on this file system: rename is atomic too but
-            # replaces, so a creator racing within this window could replace
-            # ours (documented).
-            if not os.path.lexists(path):
-                _rename(temp, path)
-                pending = False
-        if pending:
-            _discard(temp)
+        if publish(temp, path):
             pending = False
         # Also when another opener made the file: it may have died before
         # syncing the directory, and we are about to acknowledge numbers in it.
-        _sync_dir(directory)
+        if pending:
+            discard(temp)
+            pending = False
+        sync_dir(directory)
     except OSError as exc:
-        raise StoreIOError(exc.errno, f"could not create {path}: {exc.strerror}") from exc
+        raise io_error(exc, "create the file store", path) from exc
     finally:
         if pending:
-            _discard(temp)
-
-
-def _discard(temp: str) -> None:
-    try:
-        _unlink(temp)
-    except OSError:
-        pass  # left behind harmlessly: never read, never in the way
+            discard(temp)
 
 
 def _open_fd(path: str, create: bool, session: str | None) -> int:
+    """Open the store's file read-write, creating it first if it is missing and allowed.
+
+    Raises:
+        SeqStoreError: The file is missing and ``create`` is false, or ``path``
+            is a dangling symbolic link.
+        StoreIOError: The OS refused to open or create it.
+    """
     for _ in range(3):
         try:
             return _open(path, os.O_RDWR)
         except FileNotFoundError as exc:
+            check_not_dangling(path, "file store")
             if not create:
                 raise SeqStoreError(
                     f"no file store at {path} and create=False: a store known to exist is "
                     "missing, so fixseq refuses to start the session again at 1"
                 ) from exc
+        except OSError as exc:
+            raise io_error(exc, "open the file store", path) from exc
         _create(path, session.encode("utf-8") if session is not None else b"")
     raise SeqStoreError(f"{path} was created but disappeared before it could be opened")
 
@@ -284,12 +255,15 @@ class FileSeqStore(SeqCounters):
         TypeError: ``path`` is not a ``str`` path, or an option has the wrong type.
         ValueError: ``path`` is empty, ``session`` is empty, holds a NUL or is
             over 1024 UTF-8 bytes, or ``reserve`` is below 1.
-        SeqStoreError: The file is missing and ``create`` is false, or it holds
-            another session's name.
+        SeqStoreError: The file is missing and ``create`` is false, it holds
+            another session's name, or ``path`` is a dangling symbolic link
+            (nothing is created through one, whatever ``create`` says).
         CorruptStoreError: The file exists but holds no valid state.
         StoreLockedError: Another open store, here or in another process, holds the file.
-        StoreIOError: Creating or reading the file failed (the ``OSError`` is chained).
-        OSError: The file cannot be opened at all (a directory, no permission).
+        StoreIOError: Opening, creating or reading the file failed (a missing
+            or read-only directory, no permission, a directory at ``path``);
+            the message names ``path`` and the cause, ``errno`` is the OS's and
+            the ``OSError`` is chained.
     """
 
     _durable = True
@@ -598,16 +572,20 @@ def read_file_state(path: str | os.PathLike[str]) -> FileState:
 
     Raises:
         TypeError: ``path`` is not a ``str`` path.
-        SeqStoreError: There is no file at ``path``.
+        SeqStoreError: There is no file at ``path``, or it is a dangling
+            symbolic link.
         CorruptStoreError: The file holds no valid state.
-        StoreIOError: Reading failed.
-        OSError: The file cannot be opened for reading.
+        StoreIOError: Opening or reading failed (no permission, say); the
+            ``OSError`` is chained.
     """
     path_str = _check_path(path)
     try:
         fd = _open(path_str, os.O_RDONLY)
     except FileNotFoundError as exc:
+        check_not_dangling(path_str, "file store")
         raise SeqStoreError(f"no file store at {path_str}") from exc
+    except OSError as exc:
+        raise io_error(exc, "read the file store", path_str) from exc
     try:
         previous = b""
         # A live writer may be mid-pwrite: read again until the slots are whole

@@ -330,11 +330,15 @@ def test_a_rejected_call_writes_nothing(
     assert store.next_out() == 2  # and the store carries on
 
 
-def test_a_directory_or_a_missing_directory_raises_the_os_error(tmp_path: Path) -> None:
-    with pytest.raises(IsADirectoryError):
+def test_a_directory_or_a_missing_directory_is_a_store_io_error(tmp_path: Path) -> None:
+    # An OSError still (StoreIOError is one), with the OS's errno, naming the store's path.
+    with pytest.raises(StoreIOError) as info:
         FileSeqStore(tmp_path)
-    with pytest.raises(FileNotFoundError):
+    assert info.value.errno == errno.EISDIR and str(tmp_path) in str(info.value)
+    assert isinstance(info.value.__cause__, IsADirectoryError)
+    with pytest.raises(StoreIOError) as info:
         FileSeqStore(tmp_path / "no" / "such.seq")
+    assert info.value.errno == errno.ENOENT and "does not exist" in str(info.value)
 
 
 # -- write-ahead and the syncs -------------------------------------------------------
