@@ -47,7 +47,9 @@ def io_error(exc: OSError, doing: str, path: str) -> StoreIOError:
         if not os.path.isdir(directory):
             hint = f"its directory {directory} does not exist (fixseq creates no directories)"
     reason = exc.strerror or str(exc)
-    return StoreIOError(exc.errno, f"could not {doing} {path}: {reason}" + (f" ({hint})" if hint else ""))
+    return StoreIOError(
+        exc.errno, f"could not {doing} {path}: {reason}" + (f" ({hint})" if hint else "")
+    )
 
 
 def check_not_dangling(path: str, what: str) -> None:

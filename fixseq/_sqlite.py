@@ -39,14 +39,18 @@ from ._sqlite_db import (
     SELECT,
     UPDATES,
     Boundary,
+    check_counters,
+    check_existing,
     check_path,
     check_schema,
     check_synchronous,
     check_timeout,
     connect,
+    connect_read_only,
     create_file,
     format_created,
     parse_created,
+    read_only_error,
     rollback,
     set_wal,
     show,
@@ -59,7 +63,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions"]
+__all__ = ["AsyncSqliteSeqStore", "SqliteSeqStore", "list_sessions", "read_session_states"]
 
 # UPDATE ... RETURNING arrived in SQLite 3.35; older libraries UPDATE then SELECT,
 # inside the same BEGIN IMMEDIATE transaction, which is just as atomic.
@@ -279,13 +283,13 @@ class SqliteSeqStore(SeqCounters):
         self._created_text = ""
         self._created_dt = self._created
         with self._boundary:
-            if create:
+            if not check_existing(db):
+                if not create:
+                    raise SeqStoreError(
+                        f"SQLite database {db} does not exist and create=False: fixseq will "
+                        f"not start session {show(session)} again at 1"
+                    )
                 create_file(db)
-            elif not os.path.exists(db):
-                raise SeqStoreError(
-                    f"SQLite database {db} does not exist and create=False: fixseq will not "
-                    f"start session {show(session)} again at 1"
-                )
         database = self._database = _acquire(db, level, busy_timeout)
         self._conn = database.conn
         try:
@@ -401,17 +405,11 @@ class SqliteSeqStore(SeqCounters):
                 "gone (deleted by another process?); fixseq never starts it again at 1 on its own"
             )
         last_out, last_in, created = rows[0]
-        for name, value in (("last_out", last_out), ("last_in", last_in)):
-            if type(value) is not int or not 0 <= value <= MAX_SEQ_NUM:
-                raise CorruptStoreError(
-                    f"SQLite database {self._db}: session {show(self._session)} holds "
-                    f"{name} = {value!r}, outside 0..{MAX_SEQ_NUM}"
-                )
+        next_out, next_in = check_counters(self._db, self._session, last_out, last_in)
         if created != self._created_text:
             self._created_dt = parse_created(created, self._db, self._session)
             self._created_text = str(created)
-        assert isinstance(last_out, int) and isinstance(last_in, int)
-        return last_out + 1, last_in + 1, self._created_dt
+        return next_out, next_in, self._created_dt
 
     def _release(self) -> None:
         _release(self._database)
@@ -553,6 +551,9 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
 def list_sessions(path: str | os.PathLike[str]) -> list[str]:
     """Return the names of the sessions a SQLite database holds, sorted.
 
+    Reads only (see :func:`read_session_states`): it works on a database the
+    user may only read, and creates, writes and leaves behind nothing.
+
     Args:
         path: The database file.
 
@@ -563,33 +564,100 @@ def list_sessions(path: str | os.PathLike[str]) -> list[str]:
     Raises:
         TypeError: ``path`` is not a str or ``os.PathLike[str]``.
         ValueError: ``path`` is empty.
-        SeqStoreError: ``path`` does not exist (nothing is created), or the
-            database was made by a newer format version.
-        CorruptStoreError: The file is not a SQLite database or is damaged,
-            or has a ``fixseq_sessions`` table fixseq did not make.
+        SeqStoreError: ``path`` does not exist (nothing is created) or is a
+            dangling symbolic link, or the database was made by a newer format
+            version.
+        CorruptStoreError: The file is empty (0 bytes), is not a SQLite
+            database or is damaged, or has a ``fixseq_sessions`` table fixseq
+            did not make.
         StoreLockedError: The database stayed locked too long.
+        StoreIOError: The file cannot be read.
     """
+    db, rows = _read(path, None, "session")
+    return sorted(_name(db, row[0]) for row in rows)
+
+
+def read_session_states(
+    path: str | os.PathLike[str], session: str | None = None
+) -> list[tuple[str, _State]]:
+    """Read sessions' counters without opening a store: what ``fixseq show`` prints.
+
+    The database is opened read-only (``mode=ro``; a WAL database that no
+    connection has open is read as ``immutable=1``, so no -wal or -shm file is
+    made): no write, no journal-mode change, no table or row created. So it
+    works for a user who may only read the file, and while engines use it.
+
+    Args:
+        path: The database file.
+        session: One session's name, or ``None`` for every session.
+
+    Returns:
+        ``(name, (next_out, next_in, created))`` for each session, sorted by name.
+
+    Raises:
+        SeqStoreError: As :func:`list_sessions`; also ``session`` is given and
+            the database has no such session (or no fixseq table).
+        CorruptStoreError: As :func:`list_sessions`; also a row holds values
+            out of range.
+        StoreLockedError: As :func:`list_sessions`.
+        StoreIOError: As :func:`list_sessions`.
+    """
+    if session is not None:
+        session = check_session_name(session)
+    db, rows = _read(path, session, "session, last_out, last_in, created")
+    found: list[tuple[str, _State]] = []
+    for name, last_out, last_in, created in rows:
+        name = _name(db, name)
+        next_out, next_in = check_counters(db, name, last_out, last_in)
+        found.append((name, (next_out, next_in, parse_created(created, db, name))))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _name(db: str, name: object) -> str:
+    if not isinstance(name, str):
+        raise CorruptStoreError(f"SQLite database {db}: fixseq_sessions holds a non-text name")
+    return name
+
+
+def _read(
+    path: str | os.PathLike[str], session: str | None, columns: str
+) -> tuple[str, list[tuple[object, ...]]]:
+    """Open the database read-only and return its path and the rows of one read."""
     db = check_path(path)
-    if not os.path.exists(db):
-        raise SeqStoreError(f"SQLite database {db} does not exist")
     boundary = Boundary(db, DEFAULT_BUSY_TIMEOUT)
     with boundary:
-        # Read-write (never create): a read-only connection to a WAL database
-        # would leave its -wal and -shm files behind.
-        writable = os.access(db, os.W_OK)
-        conn = connect(db, writable=writable, busy_timeout=DEFAULT_BUSY_TIMEOUT)
+        if not check_existing(db):
+            raise SeqStoreError(f"SQLite database {db} does not exist")
         try:
-            cur = conn.cursor()
-            cur.execute("BEGIN")
+            conn = connect_read_only(db, DEFAULT_BUSY_TIMEOUT)
             try:
-                found = check_schema(cur, db, create=False)
-                query = "SELECT session FROM fixseq_sessions"
-                rows = cur.execute(query).fetchall() if found else []
+                rows = _read_rows(conn.cursor(), db, session, columns)
             finally:
-                rollback(conn)  # read only: nothing to commit
-        finally:
-            conn.close()
-    names = [row[0] for row in rows]
-    if not all(isinstance(name, str) for name in names):
-        raise CorruptStoreError(f"SQLite database {db}: fixseq_sessions holds a non-text name")
-    return sorted(names)
+                conn.close()
+        except sqlite3.Error as exc:
+            clear = read_only_error(exc, db)
+            if clear is not None:
+                raise clear from exc
+            raise
+    return db, rows
+
+
+def _read_rows(
+    cur: sqlite3.Cursor, db: str, session: str | None, columns: str
+) -> list[tuple[object, ...]]:
+    """The rows of one read transaction: every session, or the one asked for."""
+    cur.execute("BEGIN")
+    try:
+        if not check_schema(cur, db, create=False):
+            if session is not None:
+                raise SeqStoreError(f"SQLite database {db} has no fixseq sessions")
+            return []
+        query = f"SELECT {columns} FROM fixseq_sessions"  # columns: constant text
+        if session is None:
+            return cur.execute(query).fetchall()
+        rows = cur.execute(query + " WHERE session = ?1", (session,)).fetchall()
+        if not rows:
+            raise SeqStoreError(f"SQLite database {db} has no session {show(session)}")
+        return rows
+    finally:
+        rollback(cur.connection)  # read only: nothing to commit

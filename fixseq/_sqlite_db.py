@@ -19,13 +19,14 @@ live in an application's own database beside its tables. A later format keeps
 ``fixseq_meta`` and raises ``format_version``; this version then refuses the
 database rather than altering it.
 
-Every sqlite3 (or OS) error is translated at one boundary, :class:`Boundary`,
-which chains the original.
+Every sqlite3 (or OS) error, and text in the file that is not UTF-8, is
+translated at one boundary, :class:`Boundary`, which chains the original.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import math
 import os
 import sqlite3
@@ -33,6 +34,8 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Final
 
+from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
+from ._protocols import MAX_SEQ_NUM
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if TYPE_CHECKING:
@@ -96,6 +99,8 @@ LOCKED_CODES: Final = frozenset({_SQLITE_BUSY, _SQLITE_LOCKED})
 _CORRUPT_CODES: Final = frozenset({_SQLITE_CORRUPT, 19, 20, _SQLITE_NOTADB})
 # PERM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL, NOLFS: the file system said no.
 _IO_CODES: Final = frozenset({3, 8, 10, 13, 14, 15, 22})
+# The errno a StoreIOError carries for SQLite's own refusals (SQLite reports no errno).
+_ERRNOS: Final = {3: errno.EACCES, 8: errno.EACCES, 10: errno.EIO, 13: errno.ENOSPC}
 # Python < 3.11 has no sqlite_errorcode on its exceptions: classify by message.
 _MESSAGE_CODES: Final = (
     ("database is locked", _SQLITE_BUSY),
@@ -125,9 +130,17 @@ def error_code(exc: sqlite3.Error) -> int | None:
 
 
 def translate(exc: BaseException, db: str, busy_timeout: float) -> SeqStoreError:
-    """Return the fixseq error for a sqlite3 (or OS) error on database ``db``."""
+    """Return the fixseq error for a sqlite3, OS or UTF-8 decoding error on database ``db``."""
     if isinstance(exc, OSError):
-        return StoreIOError(f"SQLite database {db}: {exc.strerror or exc}")
+        return io_error(exc, "use the SQLite database", db)
+    if isinstance(exc, UnicodeDecodeError):
+        # SQLite hands back TEXT as stored; Python decodes it. Only a damaged byte (in the
+        # schema, or a value someone else wrote) is not UTF-8: fixseq writes none.
+        return CorruptStoreError(
+            f"SQLite database {db} is damaged: it holds text that is not UTF-8 where fixseq "
+            f"reads its schema or its tables ({exc}); fixseq never starts a session again at "
+            "1 on its own"
+        )
     assert isinstance(exc, sqlite3.Error)
     code = error_code(exc)
     if code in LOCKED_CODES:
@@ -141,12 +154,12 @@ def translate(exc: BaseException, db: str, busy_timeout: float) -> SeqStoreError
             f"range ({exc}); fixseq never starts a session again at 1 on its own"
         )
     if code in _IO_CODES:
-        return StoreIOError(f"SQLite database {db}: {exc}")
+        return StoreIOError(_ERRNOS.get(code or 0), f"SQLite database {db}: {exc}")
     return SeqStoreError(f"SQLite database {db}: {exc}")
 
 
 class Boundary:
-    """Context manager: a sqlite3 or OS error inside becomes a SeqStoreError (chained)."""
+    """Context manager: a sqlite3, OS or decoding error inside becomes a SeqStoreError (chained)."""
 
     __slots__ = ("busy_timeout", "db")
 
@@ -163,7 +176,9 @@ class Boundary:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if isinstance(exc, (sqlite3.Error, OSError)) and not isinstance(exc, SeqStoreError):
+        if isinstance(exc, (sqlite3.Error, OSError, UnicodeDecodeError)) and not isinstance(
+            exc, SeqStoreError
+        ):
             raise translate(exc, self.db, self.busy_timeout) from exc
 
 
@@ -210,34 +225,103 @@ def show(session: str) -> str:
 # -- opening ----------------------------------------------------------------------
 
 
-def create_file(db: str) -> None:
-    """Create the database file 0600 if it is missing, durably.
+def check_existing(db: str) -> bool:
+    """Whether ``db`` exists as a file that may hold a database (else it is missing).
 
-    SQLite gives the -wal and -shm files the database file's permissions, so a
-    file made 0600 here keeps all three private without touching the
-    process-wide umask (which other threads share).
+    Raises:
+        SeqStoreError: ``db`` is a dangling symbolic link.
+        CorruptStoreError: ``db`` is a file of 0 bytes: an emptied database, never a
+            new one (fixseq's own creation never leaves one, see :func:`create_file`).
+        StoreIOError: The OS refused to look at it.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    check_not_dangling(db, "SQLite database")
     try:
-        fd = os.open(db, flags, 0o600)
-    except FileExistsError:
+        size = os.stat(db).st_size
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise io_error(exc, "open the SQLite database", db) from exc
+    if size == 0 and os.path.isfile(db):
+        raise CorruptStoreError(
+            f"SQLite database {db} is a file of 0 bytes: emptied (truncated, or copied while "
+            "being written), not a new database; fixseq never starts its sessions again at 1 "
+            "on its own. Restore it from a backup, or remove it to start every session anew"
+        )
+    return True
+
+
+def create_file(db: str) -> None:
+    """Create the database, 0600, with fixseq's empty tables, if it is missing; atomically.
+
+    The database is built under a hidden temporary name and linked into place
+    only when whole and durable, so no opener (nor a restart after a crash) can
+    ever see a partly made one at ``db``: an existing 0-byte file is always
+    damage. A crash leaves at most a ``.NAME.*.fixseq-tmp`` file that is never
+    read. If another process creates ``db`` first, theirs is kept. SQLite gives
+    the -wal and -shm files the database file's permissions, so a file made
+    0600 here keeps all three private without touching the process-wide umask.
+
+    Raises:
+        StoreIOError: The OS refused (the message names ``db``); nothing is left behind.
+    """
+    if os.path.lexists(db):
         return
+    directory, temp = temp_path(db)
+    pending = False  # the temporary file exists and still has its name
     try:
-        os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
-        os.fsync(fd)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        pending = True
+        try:
+            os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask took away
+        finally:
+            os.close(fd)
+        _make_tables(temp)
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if publish(temp, db):
+            pending = False
+        if pending:
+            discard(temp)
+            pending = False
+        # Also when another opener made it: it may have died before syncing the directory.
+        sync_dir(directory)
+    except OSError as exc:
+        raise io_error(exc, "create the SQLite database", db) from exc
     finally:
-        os.close(fd)
-    # A new file's name is durable only once its directory is synced.
-    dir_fd = os.open(os.path.dirname(db), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        if pending:
+            discard(temp)
 
 
-def connect(db: str, *, writable: bool, busy_timeout: float) -> sqlite3.Connection:
-    """Open ``db`` (never creating it: fixseq creates the file itself, 0600)."""
-    uri = "file:" + urllib.parse.quote(os.fsencode(db)) + ("?mode=rw" if writable else "?mode=ro")
+def _make_tables(temp: str) -> None:
+    """Make fixseq's tables in the new, private file ``temp`` (no -wal: rollback journal)."""
+    conn = connect(temp, writable=True, busy_timeout=0.0)
+    try:
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            check_schema(cur, temp, create=True)
+            cur.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+    finally:
+        conn.close()
+
+
+def connect(
+    db: str, *, writable: bool, busy_timeout: float, immutable: bool = False
+) -> sqlite3.Connection:
+    """Open ``db`` (never creating it: fixseq creates the file itself, 0600).
+
+    ``immutable``: read the main file alone, with no locking and no -wal or
+    -shm (SQLite's ``immutable=1``); only for a read-only look at a database
+    no connection has open (see :func:`connect_read_only`).
+    """
+    query = "?mode=rw" if writable else "?mode=ro&immutable=1" if immutable else "?mode=ro"
+    uri = "file:" + urllib.parse.quote(os.fsencode(db)) + query
     # isolation_level=None: no implicit transactions; fixseq writes BEGIN and
     # COMMIT itself. check_same_thread=False: the database's mutex serialises
     # every use of the connection (a group's leader, or a store opening), so
@@ -245,6 +329,56 @@ def connect(db: str, *, writable: bool, busy_timeout: float) -> sqlite3.Connecti
     return sqlite3.connect(
         uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
+
+
+def connect_read_only(db: str, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``db`` to read only: no write, no journal-mode change, nothing left behind.
+
+    A WAL database read with ``mode=ro`` needs its -shm and -wal files, and
+    SQLite creates them if they are missing and leaves them behind, owned by
+    the reader (an operator's ``fixseq show`` could then lock the engine's
+    user out of them). So a WAL database with neither file (no connection has
+    it open: the last one to close removed them, after writing everything
+    back into the main file) is read as SQLite's ``immutable=1``: the main
+    file alone, nothing created. Otherwise (an engine has it open, or a crash
+    left them) it is read through its -wal with ``mode=ro``.
+
+    Raises:
+        sqlite3.Error: As ``sqlite3.connect``; the caller's boundary translates it.
+    """
+    with open(db, "rb") as file:
+        header = file.read(20)
+    in_wal_mode = len(header) == 20 and header[18] == 2  # the "read version" byte: 2 is WAL
+    quiet = not any(os.path.lexists(db + suffix) for suffix in ("-wal", "-shm"))
+    return connect(db, writable=False, busy_timeout=busy_timeout, immutable=in_wal_mode and quiet)
+
+
+def read_only_error(exc: sqlite3.Error, db: str) -> SeqStoreError | None:
+    """The clear error for a read-only open that SQLite refused for want of a -shm file."""
+    if error_code(exc) != 14 or not os.path.lexists(db + "-wal") or os.path.lexists(db + "-shm"):
+        return None
+    return StoreIOError(
+        errno.EACCES,
+        f"SQLite database {db} cannot be read: its -wal file is there without its -shm file "
+        f"(left by a crash?), which this user may not create in {os.path.dirname(db)} ({exc}); "
+        "run the command as the database's owner, or let its engine open it once",
+    )
+
+
+def check_counters(db: str, session: str, last_out: object, last_in: object) -> tuple[int, int]:
+    """Return a row's (next_out, next_in), checking both stored values.
+
+    Raises:
+        CorruptStoreError: A value is not an integer in 0..MAX_SEQ_NUM.
+    """
+    for name, value in (("last_out", last_out), ("last_in", last_in)):
+        if type(value) is not int or not 0 <= value <= MAX_SEQ_NUM:
+            raise CorruptStoreError(
+                f"SQLite database {db}: session {show(session)} holds "
+                f"{name} = {value!r}, outside 0..{MAX_SEQ_NUM}"
+            )
+    assert isinstance(last_out, int) and isinstance(last_in, int)
+    return last_out + 1, last_in + 1
 
 
 def columns(cur: sqlite3.Cursor, table: str) -> list[tuple[str, str, int]]:

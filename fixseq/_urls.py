@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from ._file import FileSeqStore, read_file_state
 from ._memory import MemorySeqStore
 from ._protocols import AdminSeqStore, AsyncAdminSeqStore
-from ._sqlite import SqliteSeqStore, list_sessions
+from ._sqlite import SqliteSeqStore, list_sessions, read_session_states
 from .errors import SeqStoreError
 
 if TYPE_CHECKING:
@@ -492,8 +492,9 @@ def read_sessions(spec: StoreURL) -> list[SessionInfo]:
     """Read the counters ``fixseq show`` prints, creating nothing and taking no writer's lock.
 
     A file store is read without its lock, so this works while an engine
-    holds it. A SQLite or PostgreSQL URL without a session reads every
-    session of the database.
+    holds it; a SQLite database is opened read-only (it works for a user who
+    may only read it). A SQLite or PostgreSQL URL without a session reads
+    every session of the database.
 
     Raises:
         SeqStoreError: The store does not exist, is corrupt or cannot be reached.
@@ -512,6 +513,14 @@ def read_sessions(spec: StoreURL) -> list[SessionInfo]:
                 "never share one file"
             )
         return [SessionInfo(found.session, *found.state, found.created)]
+    if spec.kind == "sqlite":
+        # Read-only: no write, no WAL switch, no table or row made (a user who may only
+        # read the database can still look at it).
+        assert spec.path is not None
+        return [
+            SessionInfo(name, *state)
+            for name, state in read_session_states(spec.path, spec.session)
+        ]
     names = [spec.session] if spec.session is not None else list_url_sessions(spec)
     infos = []
     for name in names:

@@ -298,13 +298,13 @@ def test_list_sessions(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["app.db"]  # no -wal or -shm left behind
 
 
-def test_an_empty_file_is_an_empty_database_and_gets_the_table(db: str) -> None:
+def test_an_empty_file_is_damage_not_a_new_database(db: str) -> None:
+    # Only a missing file is created: an emptied one (0 bytes) is refused, whatever create says.
     Path(db).touch()
-    with pytest.raises(SeqStoreError):
-        SqliteSeqStore(db, SESSION, create=False)
+    for create in (False, True):
+        with pytest.raises(CorruptStoreError, match="0 bytes"):
+            SqliteSeqStore(db, SESSION, create=create)
     assert Path(db).stat().st_size == 0
-    with SqliteSeqStore(db, SESSION) as store:
-        assert store.next_out() == 1
 
 
 # -- bad files and rows ---------------------------------------------------------------------
