@@ -45,7 +45,7 @@ def io_error(exc: OSError, doing: str, path: str) -> StoreIOError:
     if exc.errno == errno.ENOENT:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
-            hint = f"its directory {directory} does not exist (fixseq creates no directories)"
+            hint = f"its directory {directory} does not exist; fixseq creates no directories"
     reason = exc.strerror or str(exc)
     return StoreIOError(
         exc.errno, f"could not {doing} {path}: {reason}" + (f" ({hint})" if hint else "")

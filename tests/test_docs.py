@@ -18,9 +18,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-# Pages whose examples need only the core and the memory stores. A page whose examples need a
-# server or an optional extra is tested by the suite of the module it documents.
-PAGES = ("index.md", "contract.md", "engine-use.md", "choosing.md")
+# Pages whose examples need only the package itself (memory and file stores), run in a fresh
+# empty directory as a reader would. A page whose examples need a server or an optional extra
+# is tested by the suite of the module it documents.
+PAGES = ("index.md", "contract.md", "engine-use.md", "choosing.md", "stores/file.md")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```python\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S)
 
@@ -39,7 +40,11 @@ EXAMPLES = _examples()
 
 def test_pages_have_examples() -> None:
     # The fence pattern must keep finding the examples; an empty list would pass vacuously.
-    assert {name.split("#")[0] for name, _ in EXAMPLES} >= {"index.md", "engine-use.md"}
+    assert {name.split("#")[0] for name, _ in EXAMPLES} >= {
+        "index.md",
+        "engine-use.md",
+        "stores/file.md",
+    }
 
 
 @pytest.mark.parametrize(("name", "source"), EXAMPLES, ids=[name for name, _ in EXAMPLES])
