@@ -156,8 +156,16 @@ class _Queries:
 # -- the one boundary where psycopg's errors become fixseq's ----------------------------
 
 
-def _translate(exc: psycopg.Error, action: str, table: _Table | None) -> SeqStoreError:
-    """The fixseq error for a psycopg error; the caller raises it ``from exc``."""
+def _translate(
+    exc: psycopg.Error, action: str, table: _Table | None, *, effect: str = "write"
+) -> SeqStoreError:
+    """The fixseq error for a psycopg error; the caller raises it ``from exc``.
+
+    ``effect`` says what the failed call could have done, so the message tells the
+    caller what became of it: ``"write"`` (a change was sent: its fate is unknown
+    if the connection broke), ``"read"`` (it changes nothing) or ``"unsent"`` (the
+    connection failed before anything was sent).
+    """
     if isinstance(exc, psycopg.errors.UndefinedTable):
         where = f"table {table.name!r}" if table else "a table"
         return CorruptStoreError(
@@ -170,25 +178,35 @@ def _translate(exc: psycopg.Error, action: str, table: _Table | None) -> SeqStor
         and (state is None or state.startswith("08") or state.startswith("57P"))
     ):
         # No SQLSTATE (the client lost the socket), a connection exception, or the server
-        # shutting down: the statement may or may not have been committed.
-        return StoreIOError(
-            f"{action}: the connection to PostgreSQL failed; the change is not acknowledged "
-            f"(it may or may not have been committed) and the next call reconnects: {exc}"
-        )
+        # shutting down: a change sent may or may not have been committed.
+        outcome = _LOST_CONNECTION.get(effect, _LOST_CONNECTION["write"])
+        return StoreIOError(f"{action}: the connection to PostgreSQL failed{outcome}: {exc}")
     if isinstance(exc, psycopg.OperationalError):
         # The server answered with an error (a timeout, a serialization failure, a full
         # disk): the statement was rolled back.
+        if effect == "read":
+            return StoreIOError(f"{action}: PostgreSQL did not answer the read: {exc}")
         return StoreIOError(f"{action}: PostgreSQL did not apply the change: {exc}")
     return SeqStoreError(f"{action}: PostgreSQL refused: {exc}")
 
 
+_LOST_CONNECTION: Final = {
+    "write": "; the change is not acknowledged (it may or may not have been committed) and "
+    "the next call reconnects",
+    "read": "; nothing was changed (a read), and the next call reconnects",
+    "unsent": " before anything was sent; nothing was changed, and the next call tries again",
+}
+
+
 @contextmanager
-def _translated(action: str, table: _Table | None = None) -> Iterator[None]:
+def _translated(
+    action: str, table: _Table | None = None, *, effect: str = "write"
+) -> Iterator[None]:
     """Raise every psycopg error inside as a :class:`~fixseq.SeqStoreError`, chained."""
     try:
         yield
     except psycopg.Error as exc:
-        raise _translate(exc, action, table) from exc
+        raise _translate(exc, action, table, effect=effect) from exc
 
 
 def _pool_type() -> type[ConnectionPool[Any]] | None:
@@ -341,10 +359,26 @@ def _state(row: Any, session: str) -> _State:
 
 def _run_group(items: Sequence[_Item]) -> list[_State | BaseException | None]:
     """Run a group of calls on one connection (the first store's, or one of their pool's)."""
+    ops = {op for _, op, _, _ in items}
+    # A lone call is named as the caller made it; a group's failure fails each of its calls.
+    action = _CALLS[items[0][1]] if len(items) == 1 else f"a group of {len(items)} calls"
+    effect = "read" if ops == {"read"} else "write"
     return cast(
         "list[_State | BaseException | None]",
-        items[0][0]._call(f"a group of {len(items)} calls", _group_on, items),
+        items[0][0]._call(action, _group_on, items, effect=effect),
     )
+
+
+# How a failed call is named in its error, by the core's operation.
+_CALLS: Final = {
+    "read": "reading the counters",
+    "next_out": "next_out()",
+    "observed_in": "observed_in()",
+    "reset": "reset()",
+    "set_next_out": "set_next_out()",
+    "set_next_in": "set_next_in()",
+    "give_back": "returning the unused part of a reserved block",
+}
 
 
 class _Plan:
@@ -536,7 +570,8 @@ class PostgresSeqStore(SeqCounters):
         self._batcher = Batcher(_run_group) if pool is None else _pool_batcher(pool)
         self._set_reserve(reserve)
         try:
-            state = self._call("open", self._open, create)
+            # Opening with create=False only reads; with create=True it may add the row.
+            state = self._call("open", self._open, create, effect="write" if create else "read")
         except BaseException:
             self._drop_connection()
             raise
@@ -561,14 +596,16 @@ class PostgresSeqStore(SeqCounters):
         if conn is not None:
             conn.close()
 
-    def _call(self, action: str, func: Any, *args: object) -> Any:
+    def _call(self, action: str, func: Any, *args: object, effect: str = "write") -> Any:
         """Run ``func(cursor, *args)`` on a healthy connection, translating its errors.
 
         With a connection of our own: reconnect first if the last one broke;
         a failure that leaves it broken (or an interrupt mid-statement) drops
         it, so the next call starts on a fresh one. With a pool: borrow one for
-        this call and give it back (the pool discards a broken one).
+        this call and give it back (the pool discards a broken one). ``effect``
+        words the error (see :func:`_translate`); a failure to connect sent nothing.
         """
+        sent = True
         try:
             if self._pool is not None:
                 return self._call_pooled(func, args)
@@ -576,8 +613,10 @@ class PostgresSeqStore(SeqCounters):
             if conn is None or cur is None or conn.closed or conn.broken:
                 self._drop_connection()
                 assert self._conninfo is not None
+                sent = False
                 conn = self._conn = _connect(self._conninfo)
                 cur = self._cur = conn.cursor()
+                sent = True
             try:
                 return func(cur, *args)
             except psycopg.Error:
@@ -591,7 +630,8 @@ class PostgresSeqStore(SeqCounters):
         except psycopg.Error as exc:
             # The one boundary for the store's calls (the message is built only on failure).
             action = f"{action} on session {self._session!r}"
-            raise _translate(exc, action, self._table) from exc
+            effect = effect if sent else "unsent"
+            raise _translate(exc, action, self._table, effect=effect) from exc
 
     def _call_pooled(self, func: Any, args: tuple[object, ...]) -> Any:
         assert self._pool is not None
@@ -801,7 +841,10 @@ def list_sessions(conninfo_or_pool: ConnInfo, *, table: str = DEFAULT_TABLE) -> 
         SeqStoreError: The table has a newer format, or the server refused.
     """
     parsed = _Table(table)
-    with _translated(f"list_sessions({table!r})", parsed), _borrowed(conninfo_or_pool) as conn:
+    with (
+        _translated(f"list_sessions({table!r})", parsed, effect="read"),
+        _borrowed(conninfo_or_pool) as conn,
+    ):
         if _table_version(conn, parsed) is None:
             names: list[str] = []
         else:
