@@ -36,9 +36,9 @@ from ._fileformat import (
     parse,
     plan_write,
 )
+from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
 from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
-from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if sys.platform != "win32":  # the file store needs POSIX; `import fixseq` must not

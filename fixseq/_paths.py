@@ -68,9 +68,9 @@ def check_not_dangling(path: str, what: str) -> None:
             target = os.readlink(path)
         except OSError:  # pragma: no cover - it was a link a moment ago
             target = "?"
-        resolved = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+        resolved = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), target))
         raise SeqStoreError(
-            f"{what} {path} is a dangling symbolic link to {target!r} ({os.path.normpath(resolved)} "
+            f"{what} {path} is a dangling symbolic link to {target!r} ({resolved} "
             "does not exist: an unmounted volume, or a moved file?); fixseq creates nothing "
             "through it: restore the target, or remove the link to start a new store"
         )

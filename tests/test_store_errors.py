@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -46,7 +46,7 @@ def denying(path: Path | str, real: Callable[..., int]) -> Callable[..., int]:
     """``os.open`` that refuses ``path`` (and only it) as a file without permission would."""
     target = os.path.abspath(path)
 
-    def open_(name: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+    def open_(name: str, flags: int, mode: int = 0o777) -> int:
         if os.path.abspath(name) == target:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
         return real(name, flags, mode)
@@ -95,12 +95,12 @@ def test_sqlite_creation_never_shows_an_empty_file(
     # at the database's name: that would now refuse to open for ever.
     db = tmp_path / "seq.db"
     seen: list[int] = []
-    real_connect = sqlite3.connect
+    real_connect: Any = sqlite3.connect
 
     def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
         if db.exists():
             seen.append(db.stat().st_size)
-        return real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        return cast("sqlite3.Connection", real_connect(*args, **kwargs))
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     with SqliteSeqStore(db, SESSION) as store:
@@ -301,10 +301,10 @@ def test_a_sqlite_store_in_a_read_only_directory_names_the_store(
     db = tmp_path / "s.db"
     real_open = os.open
 
-    def open_(name: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+    def open_(name: str, flags: int, mode: int = 0o777) -> int:
         if flags & os.O_CREAT:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
-        return real_open(name, flags, mode, **kwargs)  # type: ignore[arg-type]
+        return real_open(name, flags, mode)
 
     monkeypatch.setattr(os, "open", open_)
     with pytest.raises(StoreIOError) as info:
@@ -457,11 +457,11 @@ def test_read_only_commands_never_open_for_writing(
     closed_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uris: list[str] = []
-    real_connect = sqlite3.connect
+    real_connect: Any = sqlite3.connect
 
     def connect(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
         uris.append(str(database))
-        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+        return cast("sqlite3.Connection", real_connect(database, *args, **kwargs))
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     read_sessions(parse_url(f"sqlite:///{closed_db}?session={SESSION}"))
@@ -480,12 +480,12 @@ def test_a_read_only_database_without_its_shm_reads_or_says_why(
         wal = closed_db.with_name("seq.db-wal").read_bytes()
     closed_db.with_name("seq.db-wal").write_bytes(wal)  # the -wal back, the -shm gone
     assert not closed_db.with_name("seq.db-shm").exists()
-    real_connect = sqlite3.connect
+    real_connect: Any = sqlite3.connect
 
     def connect(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
         if "mode=ro" in str(database):
             raise sqlite3.OperationalError("unable to open database file")
-        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+        return cast("sqlite3.Connection", real_connect(database, *args, **kwargs))
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     with pytest.raises(StoreIOError, match="-shm") as info:
