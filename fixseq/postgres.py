@@ -35,7 +35,7 @@ import re
 import threading
 import weakref
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
 import anyio.lowlevel
 
@@ -156,8 +156,12 @@ class _Queries:
 # -- the one boundary where psycopg's errors become fixseq's ----------------------------
 
 
+#: What a failed call could have done: sent a change, only read, or sent nothing at all.
+_Effect = Literal["write", "read", "unsent"]
+
+
 def _translate(
-    exc: psycopg.Error, action: str, table: _Table | None, *, effect: str = "write"
+    exc: psycopg.Error, action: str, table: _Table | None, *, effect: _Effect = "write"
 ) -> SeqStoreError:
     """The fixseq error for a psycopg error; the caller raises it ``from exc``.
 
@@ -179,7 +183,7 @@ def _translate(
     ):
         # No SQLSTATE (the client lost the socket), a connection exception, or the server
         # shutting down: a change sent may or may not have been committed.
-        outcome = _LOST_CONNECTION.get(effect, _LOST_CONNECTION["write"])
+        outcome = _LOST_CONNECTION[effect]
         return StoreIOError(f"{action}: the connection to PostgreSQL failed{outcome}: {exc}")
     if isinstance(exc, psycopg.OperationalError):
         # The server answered with an error (a timeout, a serialization failure, a full
@@ -190,7 +194,7 @@ def _translate(
     return SeqStoreError(f"{action}: PostgreSQL refused: {exc}")
 
 
-_LOST_CONNECTION: Final = {
+_LOST_CONNECTION: Final[dict[_Effect, str]] = {
     "write": "; the change is not acknowledged (it may or may not have been committed) and "
     "the next call reconnects",
     "read": "; nothing was changed (a read), and the next call reconnects",
@@ -200,7 +204,7 @@ _LOST_CONNECTION: Final = {
 
 @contextmanager
 def _translated(
-    action: str, table: _Table | None = None, *, effect: str = "write"
+    action: str, table: _Table | None = None, *, effect: _Effect = "write"
 ) -> Iterator[None]:
     """Raise every psycopg error inside as a :class:`~fixseq.SeqStoreError`, chained."""
     try:
@@ -362,7 +366,7 @@ def _run_group(items: Sequence[_Item]) -> list[_State | BaseException | None]:
     ops = {op for _, op, _, _ in items}
     # A lone call is named as the caller made it; a group's failure fails each of its calls.
     action = _CALLS[items[0][1]] if len(items) == 1 else f"a group of {len(items)} calls"
-    effect = "read" if ops == {"read"} else "write"
+    effect: _Effect = "read" if ops == {"read"} else "write"
     return cast(
         "list[_State | BaseException | None]",
         items[0][0]._call(action, _group_on, items, effect=effect),
@@ -596,7 +600,7 @@ class PostgresSeqStore(SeqCounters):
         if conn is not None:
             conn.close()
 
-    def _call(self, action: str, func: Any, *args: object, effect: str = "write") -> Any:
+    def _call(self, action: str, func: Any, *args: object, effect: _Effect = "write") -> Any:
         """Run ``func(cursor, *args)`` on a healthy connection, translating its errors.
 
         With a connection of our own: reconnect first if the last one broke;
