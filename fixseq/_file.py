@@ -36,7 +36,8 @@ from ._fileformat import (
     parse,
     plan_write,
 )
-from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
+from ._paths import check_not_dangling, discard, io_error, publish, temp_path
+from ._paths import sync_dir as _sync_dir  # one name here, so a test can skip the step
 from ._protocols import SeqState
 from ._twins import AsyncAdminShell, offload
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
@@ -184,7 +185,7 @@ def _create(path: str, session: bytes) -> None:
         if pending:
             discard(temp)
             pending = False
-        sync_dir(directory)
+        _sync_dir(directory)
     except OSError as exc:
         raise io_error(exc, "create the file store", path) from exc
     finally:
