@@ -241,7 +241,7 @@ def test_import_into_each_kind(url: str, tmp_path: Path, child_env: dict[str, st
     write_fixcore(
         engine,
         "FIX.4.4-BANK-BROKER",
-        "sender=1001\ntarget=77\ncreation=2026-11-30T22:00:01.5+00:00\n",
+        "sender=1001\ntarget=77\ncreation=2026-11-30T22:00:01.500000+00:00\n",
     )
     proc = fixseq(
         child_env, tmp_path, "import", "fixcore", str(engine), url, "--json", "--reason", "move"
