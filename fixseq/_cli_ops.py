@@ -1,4 +1,4 @@
-"""The operator's commands for adopting and running fixseq: import, copy, scheduled resets.
+"""The operator's commands for adopting and running fixseq: import, copy, doctor, scheduled resets.
 
 ``register(sub, url_help)`` adds them to ``fixseq``'s subcommands, and adds
 ``--if-created-before`` and ``--reason`` to ``reset`` and ``--reason`` to
@@ -328,13 +328,23 @@ def _reset_handler(original: Callable[[argparse.Namespace], int]) -> Callable[..
     return run
 
 
+# -- doctor ---------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``fixseq doctor``: the settings that decide whether an acknowledged number survives."""
+    from ._doctor import run_doctor
+
+    return run_doctor(args)
+
+
 # -- registration ---------------------------------------------------------------------
 
 _REASON_HELP = "why: recorded in the JSON audit line on stderr"
 
 
 def register(sub: argparse._SubParsersAction[Any], url_help: str) -> None:
-    """Add import and copy, and the scheduled-reset and audit options of set and reset."""
+    """Add import, copy and doctor, and the scheduled-reset and audit options of set and reset."""
     set_ = sub.choices["set"]
     set_.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
     set_.set_defaults(func=_audited("set", set_.get_default("func")))
@@ -386,3 +396,14 @@ def register(sub: argparse._SubParsersAction[Any], url_help: str) -> None:
     copy.add_argument("--json", action="store_true", help="print one JSON object")
     copy.add_argument("--reason", metavar="TEXT", help=_REASON_HELP)
     copy.set_defaults(func=cmd_copy)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check that acknowledged numbers survive a crash, a power cut and a failover",
+        description="Report each setting of the store a URL names that decides whether an "
+        "acknowledged number survives a process crash, a power cut and a failover: OK, WARN "
+        "or FAIL with the reason and the fix. Exit 1 when anything is FAIL. Creates nothing.",
+    )
+    doctor.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.set_defaults(func=cmd_doctor)
