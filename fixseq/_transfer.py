@@ -226,14 +226,18 @@ def _replace_sqlite(
 ) -> tuple[SessionInfo | None, bool]:
     assert spec.path is not None and spec.session is not None
     path, session = spec.path, spec.session
+    created_file = False
     if not os.path.exists(path):
         if decide(None) is None:
             return None, False
         db.create_file(os.path.abspath(path))
+        created_file = True
     conn = db.connect(path, writable=True, busy_timeout=_BUSY_TIMEOUT)
     try:
         cur = conn.cursor()
         cur.execute("PRAGMA synchronous = FULL")
+        if created_file:
+            db.set_wal(cur, _BUSY_TIMEOUT)  # as the store would: WAL from the first commit
         cur.execute("BEGIN IMMEDIATE")
         db.check_schema(cur, path, create=True)
         row = cur.execute(db.SELECT, (session,)).fetchone()
