@@ -24,8 +24,12 @@ import dataclasses
 import datetime
 import re
 import zoneinfo
+from typing import TYPE_CHECKING
 
-__all__ = ["ResetSchedule"]
+if TYPE_CHECKING:
+    from ._protocols import AdminSeqStore
+
+__all__ = ["ResetSchedule", "reset_if_due"]
 
 _UTC = datetime.timezone.utc
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -219,3 +223,26 @@ def _aware(value: object, name: str) -> datetime.datetime:
     if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
         raise TypeError(f"{name} must be an aware datetime, not {value!r}")
     return value
+
+
+def reset_if_due(
+    store: AdminSeqStore,
+    schedule: ResetSchedule | None,
+    now: datetime.datetime | None = None,
+) -> bool:
+    """Reset ``store`` if ``schedule`` says it is due (the engine integrations, on opening).
+
+    On an open file store (which holds its lock) the check and the reset are
+    one step; on SQLite and PostgreSQL they are two, so for a pair of hosts
+    sharing a database run ``fixseq reset --if-created-before`` from cron
+    instead, which decides again inside the transaction.
+
+    Returns:
+        True if the store was reset.
+    """
+    if schedule is None:
+        return False
+    if not schedule.is_due(store.creation_time(), now or datetime.datetime.now(_UTC)):
+        return False
+    store.reset()
+    return True
