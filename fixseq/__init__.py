@@ -18,6 +18,7 @@ from ._protocols import AsyncAdminSeqStore as AsyncAdminSeqStore
 from ._protocols import AsyncSeqStore as AsyncSeqStore
 from ._protocols import SeqState as SeqState
 from ._protocols import SeqStore as SeqStore
+from ._schedule import ResetSchedule as ResetSchedule
 from ._sqlite import AsyncSqliteSeqStore as AsyncSqliteSeqStore
 from ._sqlite import SqliteSeqStore as SqliteSeqStore
 from ._sqlite import list_sessions as list_sessions
@@ -45,6 +46,7 @@ __all__ = [
     "FileSeqStore",
     "InvalidSeqNumError",
     "MemorySeqStore",
+    "ResetSchedule",
     "SeqCounters",
     "SeqNumExhaustedError",
     "SeqState",

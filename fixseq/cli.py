@@ -801,6 +801,10 @@ def build_parser() -> argparse.ArgumentParser:
     engine = sub.add_parser("_demo-engine")
     engine.add_argument("url")
     engine.set_defaults(func=cmd_demo_engine)
+
+    from ._cli_ops import register  # import, copy, doctor, reset --if-created-before, audit
+
+    register(sub, url_help)
     return parser
 
 

@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
 
 from ._core import check_created_at, check_seq_num
 from ._engines import check_engine_url, close_all, open_session_store, session_name
+from ._schedule import ResetSchedule, reset_if_due
 from ._twins import offload, to_async
 
 if TYPE_CHECKING:
@@ -467,13 +468,36 @@ class StoreFactory(_FixcoreStoreFactory):
             URL says (``create=0``), else a missing store is created.
         max_bodies: Outbound message bodies kept in memory per session for
             resends; older ones are gap-filled.
+        reset_schedule: A [`ResetSchedule`][fixseq.ResetSchedule] (or its text,
+            ``"17:00 America/New_York"``): when fixcore opens a session's store
+            (the engine starts), a store created before the most recent
+            scheduled instant is reset first, as ``fixseq reset
+            --if-created-before`` would; a restart after the reset does not
+            reset again. ``None`` (the default): no scheduled reset here.
 
     Raises:
-        TypeError: ``url`` is not a ``str`` or ``max_bodies`` not an ``int``.
-        ValueError: The URL is malformed or names a session; ``max_bodies`` < 0.
+        TypeError: ``url`` is not a ``str`` or ``max_bodies`` not an ``int``, or
+            ``reset_schedule`` is neither a ``ResetSchedule``, a ``str`` nor ``None``.
+        ValueError: The URL is malformed or names a session; ``max_bodies`` < 0;
+            ``reset_schedule`` text is not a schedule.
     """
 
-    def __init__(self, url: str, *, create: bool | None = None, max_bodies: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool | None = None,
+        max_bodies: int = 10_000,
+        reset_schedule: ResetSchedule | str | None = None,
+    ) -> None:
+        if isinstance(reset_schedule, str):
+            reset_schedule = ResetSchedule.parse(reset_schedule)
+        elif reset_schedule is not None and not isinstance(reset_schedule, ResetSchedule):
+            raise TypeError(
+                f"reset_schedule must be a ResetSchedule, a str or None, not "
+                f"{type(reset_schedule).__name__}"
+            )
+        self._reset_schedule = reset_schedule
         self._spec = check_engine_url(url)
         if type(max_bodies) is not int:
             raise TypeError(f"max_bodies must be an int, not {type(max_bodies).__name__}")
@@ -513,6 +537,7 @@ class StoreFactory(_FixcoreStoreFactory):
                 self._spec, fixcore_session_name(session_id), create=self._create
             )
             try:
+                reset_if_due(seq, self._reset_schedule)
                 store = SeqMessageStore(seq, max_bodies=self._max_bodies)
             except BaseException:
                 seq.close()
