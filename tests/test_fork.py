@@ -316,3 +316,42 @@ def test_a_grandchild_names_the_opener_and_itself(tmp_path: Path) -> None:
     report = in_fork(child)
     assert_forked_error(report["next_out"], parent, report["pid"])
     assert store.next_out() == 1
+
+
+SHUTDOWN_SCRIPT = """
+import gc, os, sys
+from fixseq import SqliteSeqStore
+store = SqliteSeqStore(sys.argv[1], "s", reserve=int(sys.argv[2]))
+first = [store.next_out() for _ in range(3)]
+pid = os.fork()
+if pid == 0:
+    store.close()
+    del store
+    gc.collect()
+    sys.exit(0)  # the child's interpreter shuts down in full: modules cleared, gc run
+os.waitpid(pid, 0)
+assert os.path.exists(sys.argv[1] + "-wal"), "the child removed the parent's -wal"
+print(*first, *[store.next_out() for _ in range(3)])
+os._exit(0)  # the parent crashes: no close, no checkpoint
+"""
+
+
+@pytest.mark.parametrize("reserve", [1, 100])
+def test_a_child_exiting_normally_frees_no_inherited_sqlite_connection(
+    tmp_path: Path, child_env: dict[str, str], reserve: int
+) -> None:
+    import subprocess
+
+    db = str(tmp_path / "fix.db")
+    done = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN_SCRIPT, db, str(reserve)],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2", "3", "4", "5", "6"]
+    with SqliteSeqStore(db, "s") as store:
+        assert store.next_out() > 6  # the parent's commits survived its crash
