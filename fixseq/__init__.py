@@ -31,6 +31,7 @@ from .errors import InvalidSeqNumError as InvalidSeqNumError
 from .errors import SeqNumExhaustedError as SeqNumExhaustedError
 from .errors import SeqStoreError as SeqStoreError
 from .errors import StoreClosedError as StoreClosedError
+from .errors import StoreForkedError as StoreForkedError
 from .errors import StoreIOError as StoreIOError
 from .errors import StoreLockedError as StoreLockedError
 
@@ -54,6 +55,7 @@ __all__ = [
     "SeqStoreError",
     "SqliteSeqStore",
     "StoreClosedError",
+    "StoreForkedError",
     "StoreIOError",
     "StoreLockedError",
     "__version__",

@@ -12,7 +12,9 @@ the closed and failed states: they live here, once.
 from __future__ import annotations
 
 import datetime
+import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from ._protocols import MAX_SEQ_NUM, SeqState
@@ -20,6 +22,7 @@ from .errors import (
     InvalidSeqNumError,
     SeqNumExhaustedError,
     StoreClosedError,
+    StoreForkedError,
     StoreIOError,
 )
 
@@ -110,6 +113,53 @@ class _NoLock:
 _NO_LOCK = _NoLock()
 
 
+# -- fork() -----------------------------------------------------------------------
+#
+# A forked child inherits copies of the parent's open stores: counters, reserved
+# blocks, file descriptors, database connections. Each open store is listed here
+# (weakly, by id: a subclass need not be hashable), and the child's at-fork hook
+# turns each into the "forked" state, so no call (not even one served from a block
+# in memory) costs an os.getpid() compare: the hook sets the core's fast-path
+# limits to 0 and the slow path raises.
+_OPEN_STORES: weakref.WeakValueDictionary[int, SeqCounters] = weakref.WeakValueDictionary()
+_OPEN_STORES_LOCK = threading.Lock()
+# The stores a forked child inherited, referenced for ever (see _keep_forever).
+_INHERITED: list[object] = []
+
+
+def _keep_forever(obj: object) -> None:
+    """Never let ``obj`` be deallocated in this (forked) process.
+
+    Deallocating an inherited sqlite3 or psycopg connection does what close()
+    does: SQLite may checkpoint and delete the parent's -wal, libpq sends a
+    Terminate message on the parent's socket. A reference from a module list
+    lasts until interpreter shutdown, which clears modules; one reference taken
+    at the C level is never given back, so the object outlives even that.
+    """
+    _INHERITED.append(obj)
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    except Exception:  # pragma: no cover - no ctypes: the module list still holds it
+        pass
+
+
+def _after_fork_in_child() -> None:
+    global _OPEN_STORES_LOCK
+    # Only the forking thread runs in the child: a lock another thread of the
+    # parent held at the fork would never be released. Nothing here takes one.
+    _OPEN_STORES_LOCK = threading.Lock()
+    inherited = list(_OPEN_STORES.values())
+    _OPEN_STORES.clear()
+    for store in inherited:
+        store._mark_forked()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SeqCounters:
     """A session's two sequence counters, guarded by one ``threading.Lock``.
 
@@ -187,6 +237,11 @@ class SeqCounters:
         self._claimed = (0, next_out, next_in, created)
         if self._shared:
             self._init_shared()
+        # The process that opened the store: the only one it serves (see _mark_forked).
+        self._pid = os.getpid()
+        self._forked = False
+        with _OPEN_STORES_LOCK:
+            _OPEN_STORES[id(self)] = self
 
     # -- hooks for durable stores -------------------------------------------
 
@@ -205,6 +260,45 @@ class SeqCounters:
 
     def _release(self) -> None:
         """Give back what the store holds (a file, a connection); called once by close()."""
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child, let go of what only the parent may use (a file descriptor).
+
+        Called once, by the child's at-fork hook, after the core has made every call
+        raise [`StoreForkedError`][fixseq.StoreForkedError]. It must send nothing on
+        and close nothing the parent still uses (a database connection), must not
+        take a lock (a thread of the parent may have held it at the fork) and must
+        not raise. The store object itself is never deallocated in the child.
+        """
+
+    def _mark_forked(self) -> None:
+        """Make this inherited copy refuse every call (in a forked child, one thread)."""
+        self._forked = True
+        self._fast_limit = self._durable_limit = 0  # every call takes the checked path
+        self._failure = StoreForkedError(self._forked_message())
+        # Fresh locks and no write in flight: the parent's threads are not here.
+        if self._shared:
+            self._shared_cond = threading.Condition(threading.Lock())
+            self._block_lock = threading.Lock()
+            self._in_flight = 0
+        else:
+            self._lock = threading.Lock()
+            self._sleepers = (threading.Condition(self._lock), threading.Condition(self._lock))
+            self._asleep = [0, 0]
+            self._writing = False
+        _keep_forever(self)
+        try:
+            self._after_fork_in_child()
+        except Exception:  # pragma: no cover - an at-fork hook must not raise
+            pass
+
+    def _forked_message(self) -> str:
+        return (
+            f"{type(self).__name__} was opened in process {self._pid} and cannot be used in "
+            f"process {os.getpid()}, a fork() of it: the copy would hand out the numbers the "
+            "opener hands out, so every call here raises and close() here writes nothing; "
+            "open a new store in this process"
+        )
 
     def _restore(self, next_out: int, next_in: int, created: datetime.datetime) -> None:
         """Load a state read back from durable storage (next_out may be MAX_SEQ_NUM + 1).
@@ -372,6 +466,8 @@ class SeqCounters:
     # -- internals (lock held) -----------------------------------------------
 
     def _raise_unusable(self) -> NoReturn:
+        if self._forked:
+            raise StoreForkedError(self._forked_message())
         if self._closed:
             raise StoreClosedError(f"{type(self).__name__} is closed")
         raise StoreIOError(
@@ -759,6 +855,13 @@ class SeqCounters:
         A store that fail-stopped after an I/O error can still be closed. After
         close every other method raises [`StoreClosedError`][fixseq.StoreClosedError].
         """
+        if self._forked:
+            # A forked child's copy: write nothing, release nothing (the file lock,
+            # the connection and the -shm mapping are still the opener's).
+            self._closed = True
+            return None
+        with _OPEN_STORES_LOCK:
+            _OPEN_STORES.pop(id(self), None)
         if self._shared:
             return self._close_shared()
         with self._lock:

@@ -61,6 +61,15 @@ _open_files: set[tuple[int, int]] = set()
 _open_files_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _open_files_lock
+    _open_files_lock = threading.Lock()  # a thread of the parent may have held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # -- the OS calls, one small function each (looked up on ``os`` at call time) --
 
 
@@ -401,6 +410,21 @@ class FileSeqStore(SeqCounters):
             raise StoreIOError(
                 failed.errno, f"could not sync {self._path} on close: {failed.strerror}"
             ) from failed
+
+    def _after_fork_in_child(self) -> None:
+        # The child's copy of the descriptor shares the parent's open file (and so its
+        # flock): close the copy now, so that the lock is the parent's alone and goes
+        # when the parent closes, however long the child lives. Closing a copy never
+        # releases a flock another descriptor of the same open file still holds.
+        fd, self._fd = self._fd, -1
+        key, self._key = self._key, None
+        if key is not None:
+            _open_files.discard(key)  # the child opens the file anew, or is refused by the lock
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _forget(self) -> None:
         key, self._key = self._key, None

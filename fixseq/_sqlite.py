@@ -160,6 +160,15 @@ _DATABASES: weakref.WeakValueDictionary[tuple[str, str, float, int], _Database] 
 _DATABASES_LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _DATABASES_LOCK
+    _DATABASES_LOCK = threading.Lock()  # a thread of the parent may have held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _acquire(db: str, synchronous: str, busy_timeout: float) -> _Database:
     key = (os.path.realpath(db), synchronous, busy_timeout, _getpid())
     with _DATABASES_LOCK:
@@ -204,11 +213,12 @@ class SqliteSeqStore(SeqCounters):
     Besides the errors each method documents, any call may raise
     :class:`~fixseq.StoreLockedError` (the database stayed locked for
     ``busy_timeout``), :class:`~fixseq.CorruptStoreError` (the session's row
-    went out of range or was deleted), :class:`~fixseq.StoreIOError` (the
-    disk failed) or :class:`~fixseq.SeqStoreError` (the store was opened
-    before a ``fork()``). Such a call was rolled back and acknowledged
-    nothing (no number was handed out), and the store is not stopped: the
-    next call tries the database again.
+    went out of range or was deleted) or :class:`~fixseq.StoreIOError` (the
+    disk failed). Such a call was rolled back and acknowledged nothing (no
+    number was handed out), and the store is not stopped: the next call
+    tries the database again. In a ``fork()``ed child of the process that
+    opened it, every call raises :class:`~fixseq.StoreForkedError` and
+    ``close()`` leaves the connection alone (it is still the parent's).
 
     Group commit: the stores of one process on one database share one
     connection, and calls made at the same time (from threads, or from
@@ -285,7 +295,6 @@ class SqliteSeqStore(SeqCounters):
         self._session = session
         self._synchronous = level
         self._boundary = Boundary(db, busy_timeout)
-        self._pid = _getpid()
         self._created_text = ""
         self._created_dt = self._created
         with self._boundary:
@@ -357,13 +366,8 @@ class SqliteSeqStore(SeqCounters):
         self._submit("give_back", reserved_end - 1, next_out - 1)
 
     def _submit(self, op: str, seq_num: int, extra: int) -> _State | None:
-        if _getpid() != self._pid:
-            # SQLite's rule: a connection must not cross a fork(). Using it in the
-            # child could corrupt the database the parent is still using.
-            raise SeqStoreError(
-                f"SQLite database {self._db}: this store was opened in process {self._pid} "
-                f"and cannot be used in process {_getpid()} (after a fork); open a new one"
-            )
+        # (A forked child never gets here: the core refuses its every call, so the
+        # connection, which must not cross a fork(), is never used nor closed there.)
         # Joins the group commit of every store of this process on the database.
         return self._database.batcher.submit((self, op, seq_num, extra))
 

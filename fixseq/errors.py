@@ -8,6 +8,7 @@ also subclasses the builtin a caller would already catch:
         ├── InvalidSeqNumError      (also ValueError)   a seq num < 1 or > MAX_SEQ_NUM
         ├── SeqNumExhaustedError    (also OverflowError) next_out would pass MAX_SEQ_NUM
         ├── StoreClosedError        (also RuntimeError)  a call after close()
+        ├── StoreForkedError        (also RuntimeError)  a call in a fork()ed child of its opener
         ├── CorruptStoreError                            a store exists but holds no valid state
         ├── StoreLockedError        (also OSError)       another open store holds the backing file
         └── StoreIOError            (also OSError)       an OS error while making a change durable
@@ -24,6 +25,7 @@ __all__ = [
     "SeqNumExhaustedError",
     "SeqStoreError",
     "StoreClosedError",
+    "StoreForkedError",
     "StoreIOError",
     "StoreLockedError",
 ]
@@ -50,6 +52,18 @@ class SeqNumExhaustedError(SeqStoreError, OverflowError):
 
 class StoreClosedError(SeqStoreError, RuntimeError):
     """The store (or its twin, which shares its closed state) was closed."""
+
+
+class StoreForkedError(SeqStoreError, RuntimeError):
+    """The store was opened in another process: this one is a ``fork()`` of it.
+
+    A forked child inherits the parent's open stores: its copy of a counter, a
+    reserved block, a file lock, a database connection. Using any of them from
+    the child would hand out numbers the parent hands out too, so in the child
+    every call raises this error, naming both processes, and ``close()`` there
+    writes nothing and releases nothing the parent still holds. Open a new
+    store in the child (once the parent has closed its own, for a file store).
+    """
 
 
 class CorruptStoreError(SeqStoreError):

@@ -31,6 +31,7 @@ raises a clear error rather than being altered.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import threading
 import weakref
@@ -703,6 +704,25 @@ class PostgresSeqStore(SeqCounters):
 
     def _release(self) -> None:
         self._drop_connection()
+
+    def _after_fork_in_child(self) -> None:
+        # The child's copy of the connection shares the parent's socket: anything
+        # libpq sent on it (a query, or PQfinish's Terminate message when the copy
+        # is freed) would land in the parent's session. Point the child's
+        # descriptor at /dev/null instead; the parent's socket is untouched. (A
+        # pool's connections are the application's, and so is their fork safety.)
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            sock = conn.pgconn.socket
+        except psycopg.Error:
+            return  # closed: no socket
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.dup2(null, sock, inheritable=False)
+        finally:
+            os.close(null)
 
     # -- public extras -------------------------------------------------------------------
 

@@ -786,19 +786,6 @@ def test_without_returning_old_sqlite_path_keeps_every_rule(
             store.set_next_in(3)
 
 
-def test_a_store_refuses_to_be_used_across_a_fork(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with SqliteSeqStore(db, SESSION) as store:
-        store.next_out()
-        parent = os.getpid()
-        monkeypatch.setattr(_sqlite, "_getpid", lambda: parent + 1)  # as in a forked child
-        with pytest.raises(SeqStoreError, match="after a fork"):
-            store.next_out()
-        with pytest.raises(SeqStoreError, match="after a fork"):
-            store.snapshot()
-        monkeypatch.setattr(_sqlite, "_getpid", lambda: parent)
-        assert store.next_out() == 2  # nothing was written from the "child"
-
-
 def test_check_session_name_returns_a_plain_str() -> None:
     class Name(str):
         def __eq__(self, other: object) -> bool:  # a subclass that compares oddly
