@@ -21,8 +21,6 @@ import sys
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
-import anyio
-
 from ._core import SeqCounters, check_session_name, utc_now
 from ._fileformat import (
     FILE_SIZE,
@@ -38,7 +36,7 @@ from ._fileformat import (
     plan_write,
 )
 from ._protocols import SeqState
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if sys.platform != "win32":  # the file store needs POSIX; `import fixseq` must not
@@ -528,8 +526,9 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
     ) -> Self:
         """Open (or create) the store in a worker thread and return its async twin.
 
-        The opening is shielded from cancellation: it takes milliseconds, and a
-        store opened by a cancelled call would otherwise hold its lock unseen.
+        The opening is shielded from cancellation (it takes milliseconds); if
+        the calling task was cancelled meanwhile, the store is closed again and
+        the cancellation propagates, so no lock is left held unseen.
 
         Args:
             path: As for :class:`FileSeqStore`.
@@ -550,9 +549,7 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         opener = functools.partial(
             FileSeqStore, path, fsync=fsync, create=create, session=session, reserve=reserve
         )
-        with anyio.CancelScope(shield=True):
-            sync = await offload(opener)
-        return cls._over(sync)
+        return cls._over(await open_in_thread(opener, FileSeqStore.close))
 
     @property
     def path(self) -> str:

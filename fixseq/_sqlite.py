@@ -25,9 +25,6 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-import anyio
-import anyio.lowlevel
-
 from ._core import SeqCounters, check_session_name, utc_now
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
@@ -51,7 +48,7 @@ from ._sqlite_db import (
     set_wal,
     show,
 )
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError
 
 if TYPE_CHECKING:
@@ -524,15 +521,7 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
             busy_timeout=busy_timeout,
             reserve=reserve,
         )
-        with anyio.CancelScope(shield=True):
-            store = await offload(opener)
-        try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await offload(store.close)
-            raise
-        return cls._over(store)
+        return cls._over(await open_in_thread(opener, SqliteSeqStore.close))
 
     @property
     def path(self) -> str:

@@ -31,18 +31,17 @@ raises a clear error rather than being altered.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import threading
 import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-import anyio.lowlevel
-
 from ._core import SeqCounters, check_session_name
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError
 
 try:
@@ -737,25 +736,10 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
             ValueError: See :class:`PostgresSeqStore`.
             SeqStoreError: See :class:`PostgresSeqStore`.
         """
-        built: list[PostgresSeqStore] = []
-
-        def build() -> PostgresSeqStore:
-            store = PostgresSeqStore(
-                conninfo_or_pool, session, table=table, create=create, reserve=reserve
-            )
-            built.append(store)
-            return store
-
-        try:
-            sync = await offload(build)
-            # A caller cancelled while the thread connected gets the cancellation here,
-            # not a store it would never close.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            for store in built:
-                store.close()
-            raise
-        return cls._over(sync)
+        opener = functools.partial(
+            PostgresSeqStore, conninfo_or_pool, session, table=table, create=create, reserve=reserve
+        )
+        return cls._over(await open_in_thread(opener, PostgresSeqStore.close))
 
 
 # -- module functions ------------------------------------------------------------------

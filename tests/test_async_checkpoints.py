@@ -71,7 +71,7 @@ class FiveMethods:
 
 def _postgres(reserve: int) -> AsyncAdminSeqStore:
     from fixseq.postgres import AsyncPostgresSeqStore
-    from tests.postgres_support import require_dsn, unique
+    from postgres_support import require_dsn, unique
 
     return AsyncPostgresSeqStore(require_dsn(), unique("cp"), table=unique("cp"), reserve=reserve)
 
@@ -250,4 +250,3 @@ async def test_a_call_cancelled_while_its_write_runs_never_reuses_its_number(
     reopened = make(tmp_path)
     assert await reopened.snapshot() == SeqState(first + 3, 1)
     await reopened.aclose()
-
