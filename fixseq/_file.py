@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._core import SeqCounters, check_session_name, utc_now
+from ._core import SeqCounters, check_bool, check_session_name, utc_now
 from ._fileformat import (
     FILE_SIZE,
     MAX_SESSION_BYTES,
@@ -168,12 +168,6 @@ def _check_session(session: object) -> str | None:
     return name
 
 
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
 # -- creation -----------------------------------------------------------------
 
 
@@ -281,7 +275,8 @@ class FileSeqStore(SeqCounters):
     Raises:
         TypeError: ``path`` is not a ``str`` path, or an option has the wrong type.
         ValueError: ``path`` is empty, ``session`` is empty, holds a NUL or is
-            over 1024 UTF-8 bytes, or ``reserve`` is below 1.
+            over 1024 UTF-8 bytes; ``reserve`` is outside ``1..MAX_SEQ_NUM``
+            (an [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         SeqStoreError: The file is missing and ``create`` is false, or it holds
             another session's name.
         CorruptStoreError: The file exists but holds no valid state.
@@ -306,8 +301,8 @@ class FileSeqStore(SeqCounters):
         if sys.platform == "win32":  # pragma: no cover - not a supported platform
             raise NotImplementedError("FileSeqStore needs POSIX: flock, pwrite, fdatasync")
         path_str = _check_path(path)
-        fsync = _check_bool(fsync, "fsync")
-        create = _check_bool(create, "create")
+        fsync = check_bool(fsync, "fsync")
+        create = check_bool(create, "create")
         name = _check_session(session)
         super().__init__()
         self._set_reserve(reserve)  # the core validates it, before any file is touched

@@ -25,7 +25,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from ._core import SeqCounters, check_session_name, utc_now
+from ._core import SeqCounters, check_bool, check_session_name, utc_now
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._sqlite_db import (
@@ -238,7 +238,8 @@ class SqliteSeqStore(SeqCounters):
         TypeError: An argument has the wrong type.
         ValueError: ``session`` or ``path`` is empty or contains NUL;
             ``synchronous`` is not one of the four levels; ``busy_timeout`` is
-            negative or not finite; ``reserve`` is below 1.
+            negative or not finite; ``reserve`` is outside ``1..MAX_SEQ_NUM``
+            (an [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         CorruptStoreError: The file is not a SQLite database or is damaged; it
             has a ``fixseq_sessions`` table fixseq did not make; or the
             session's row holds values out of range.
@@ -264,8 +265,7 @@ class SqliteSeqStore(SeqCounters):
         session = check_session_name(session)
         level = check_synchronous(synchronous)
         busy_timeout = check_timeout(busy_timeout)
-        if not isinstance(create, bool):
-            raise TypeError(f"create must be a bool, not {type(create).__name__}")
+        check_bool(create, "create")
         super().__init__()
         self._set_reserve(reserve)
         self._db = db

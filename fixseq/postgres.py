@@ -38,7 +38,7 @@ import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from ._core import SeqCounters, check_session_name
+from ._core import SeqCounters, check_bool, check_reserve, check_session_name
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._twins import AsyncAdminShell, open_in_thread
@@ -497,10 +497,12 @@ class PostgresSeqStore(SeqCounters):
             reserved.
 
     Raises:
-        TypeError: ``session`` or ``table`` is not a str, or
-            ``conninfo_or_pool`` is neither a str nor a ``ConnectionPool``.
+        TypeError: ``session`` or ``table`` is not a str, ``create`` is not a
+            bool, ``reserve`` is not an int, or ``conninfo_or_pool`` is neither a
+            str nor a ``ConnectionPool``.
         ValueError: ``session`` is empty or holds NUL; ``table`` is not a
-            valid identifier; ``reserve`` is below 1.
+            valid identifier; ``reserve`` is outside ``1..MAX_SEQ_NUM`` (an
+            [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         StoreIOError: The server cannot be reached.
         CorruptStoreError: The table exists but fixseq did not make it, or
             the row holds counters out of range.
@@ -521,6 +523,8 @@ class PostgresSeqStore(SeqCounters):
     ) -> None:
         session = check_session_name(session)
         parsed = _Table(table)
+        check_bool(create, "create")
+        check_reserve(reserve)  # before any connection is made
         pool = _check_conninfo(conninfo_or_pool)
         super().__init__()
         self._session = session

@@ -70,8 +70,9 @@ class FiveMethods:
 
 
 def _postgres(reserve: int) -> AsyncAdminSeqStore:
-    from fixseq.postgres import AsyncPostgresSeqStore
     from postgres_support import require_dsn, unique
+
+    from fixseq.postgres import AsyncPostgresSeqStore
 
     return AsyncPostgresSeqStore(require_dsn(), unique("cp"), table=unique("cp"), reserve=reserve)
 
