@@ -1,0 +1,73 @@
+"""A kit run, a demo and a benchmark print only their own story (issue 15, item 21).
+
+Each runs as a user would, in a child process outside pytest, and its stderr is
+checked: the kit's damage group must not flood it with the file store's warning
+for every slot it damaged on purpose (and must give the loggers back as they
+were), the fixcore demo must not print the engine's "message not sent" noise,
+and the fixcore benchmark must not print a CancelledError traceback at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+KIT_RUN = textwrap.dedent(
+    """
+    import itertools, logging, sys
+    from fixseq import FileSeqStore
+    from fixseq.testing import check_seq_store
+
+    directory = sys.argv[1]
+    names = itertools.count()
+    file_log = logging.getLogger("fixseq.file")
+    file_log.setLevel(logging.INFO)  # the user's own level: the kit must give it back
+
+    def make() -> FileSeqStore:
+        return FileSeqStore(f"{directory}/s{next(names)}.seq")
+
+    def reopen(store: FileSeqStore) -> FileSeqStore:
+        store.close()
+        return FileSeqStore(store.path)
+
+    check_seq_store(make, reopen=reopen, files=lambda s: [s.path], groups=["damage"])
+    assert file_log.level == logging.INFO, file_log.level
+    assert not logging.getLogger("fixseq").disabled
+    print("kit done")
+    """
+)
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path | str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_the_kit_damages_a_file_store_without_a_warning_per_slot(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    done = _run([sys.executable, "-c", KIT_RUN, str(tmp_path)], child_env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "kit done"
+    assert done.stderr == ""
+
+
+def test_the_kit_leaves_a_store_warning_outside_damage_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Silenced only while the kit damages: the same logger speaks again after.
+    from fixseq.testing._damage import quiet_store_loggers
+
+    with quiet_store_loggers():
+        logging.getLogger("fixseq.file").warning("hidden")
+    logging.getLogger("fixseq.file").warning("shown")
+    assert [r.getMessage() for r in caplog.records] == ["shown"]
