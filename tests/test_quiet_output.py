@@ -13,12 +13,11 @@ import logging
 import subprocess
 import sys
 import textwrap
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from pathlib import Path
+import pytest
 
-    import pytest
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 KIT_RUN = textwrap.dedent(
     """
@@ -71,3 +70,57 @@ def test_the_kit_leaves_a_store_warning_outside_damage_alone(
         logging.getLogger("fixseq.file").warning("hidden")
     logging.getLogger("fixseq.file").warning("shown")
     assert [r.getMessage() for r in caplog.records] == ["shown"]
+
+
+def test_the_fixcore_demo_prints_only_its_story(tmp_path: Path, child_env: dict[str, str]) -> None:
+    # BROKER streams while BANK is killed: fixcore warns "send_fn is None" for the
+    # messages it cannot send, which the demo keeps in its record, not on stderr.
+    pytest.importorskip("fixcore")
+    for _ in range(3):  # the warning came in most runs, not all
+        done = _run(
+            [sys.executable, "-m", "fixseq", "demo", "--engine", "fixcore"], child_env, tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        assert "Neither engine logged 'MsgSeqNum too low'" in done.stdout
+
+
+def test_the_demo_records_the_engine_warnings_instead(tmp_path: Path) -> None:
+    pytest.importorskip("fixcore")
+    from fixseq import _fixcore_demo
+
+    record = tmp_path / "record.log"
+    saved = [
+        (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate)
+        for n in ("fixcore", "fixseq")
+    ]
+    try:
+        _fixcore_demo._record_engine_logs(_fixcore_demo._Recorder(str(record)))
+        logging.getLogger("fixcore.session.session").warning("send_fn is None")
+    finally:
+        for name, (handlers, propagate) in zip(("fixcore", "fixseq"), saved, strict=True):
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
+    assert '"ev": "engine_log"' in record.read_text()
+    assert "send_fn is None" in record.read_text()
+
+
+def test_the_fixcore_benchmark_shuts_down_without_a_traceback(child_env: dict[str, str]) -> None:
+    pytest.importorskip("fixcore")
+    for _ in range(2):  # a few tracebacks came in every run before
+        done = _run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_fixcore",
+                "--rounds",
+                "1",
+                "--seconds",
+                "0.05",
+            ],
+            child_env,
+            REPO_ROOT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines() == ["  round 1/1 done"], done.stderr
+        assert "fixcore on FileSeqStore" in done.stdout
