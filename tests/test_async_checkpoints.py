@@ -251,3 +251,22 @@ async def test_a_call_cancelled_while_its_write_runs_never_reuses_its_number(
     reopened = make(tmp_path)
     assert await reopened.snapshot() == SeqState(first + 3, 1)
     await reopened.aclose()
+
+
+async def test_a_cancelled_file_open_closes_what_it_opened(tmp_path: Path) -> None:
+    # The one open-in-thread rule of every twin: the file's lock is not left held.
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await AsyncFileSeqStore.open(tmp_path / "s.seq")
+        pytest.fail("open() returned in a cancelled scope")
+    assert scope.cancelled_caught
+    FileSeqStore(tmp_path / "s.seq").close()  # StoreLockedError if the lock were held
+
+
+async def test_aclose_closes_even_when_cancelled_then_raises(tmp_path: Path) -> None:
+    twin = AsyncFileSeqStore(tmp_path / "s.seq")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await twin.aclose()
+        pytest.fail("aclose() returned in a cancelled scope")
+    assert twin.as_sync().closed
