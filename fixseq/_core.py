@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-__all__ = ["SeqCounters", "check_seq_num", "check_session_name", "utc_now"]
+__all__ = [
+    "SeqCounters",
+    "check_bool",
+    "check_reserve",
+    "check_seq_num",
+    "check_session_name",
+    "utc_now",
+]
 
 _UTC = datetime.timezone.utc
 
@@ -54,6 +61,40 @@ def check_seq_num(value: object, name: str = "seq_num", *, limit: int = MAX_SEQ_
         value = int(value)
     if not 1 <= value <= limit:
         raise InvalidSeqNumError(f"{name} must be in 1..{limit}, got {value}")
+    return value
+
+
+def check_reserve(value: object) -> int:
+    """Return ``value`` if it can be a store's ``reserve=``: an ``int`` in ``1..MAX_SEQ_NUM``.
+
+    Every store, async twin and URL checks ``reserve`` here, so the refusal
+    reads the same everywhere. No block can be larger than the numbers there
+    are; a larger one would overflow a 64-bit column or counter.
+
+    Raises:
+        TypeError: ``value`` is not an ``int`` (a ``bool`` is not).
+        InvalidSeqNumError: ``value`` is below 1 or above ``MAX_SEQ_NUM``.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"reserve must be an int, not {type(value).__name__}")
+    if not 1 <= value <= MAX_SEQ_NUM:
+        raise InvalidSeqNumError(
+            f"reserve must be in 1..MAX_SEQ_NUM ({MAX_SEQ_NUM}), got {int(value)}"
+        )
+    return int(value)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a ``bool``: the rule of every store's flag keyword.
+
+    An ``int`` is refused too (``create=1`` is a mistake more often than not,
+    and the stores must agree).
+
+    Raises:
+        TypeError: ``value`` is not a ``bool``.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
     return value
 
 
@@ -319,13 +360,9 @@ class SeqCounters:
 
         Raises:
             TypeError: ``reserve`` is not an ``int``.
-            ValueError: ``reserve`` is below 1.
+            InvalidSeqNumError: ``reserve`` is outside ``1..MAX_SEQ_NUM`` (see `check_reserve`).
         """
-        if type(reserve) is not int:
-            raise TypeError(f"reserve must be an int, not {type(reserve).__name__}")
-        if reserve < 1:
-            raise ValueError(f"reserve must be at least 1, got {reserve}")
-        self._reserve = reserve
+        self._reserve = check_reserve(reserve)
 
     def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
         """Shared stores only: do ``op`` atomically in the backend and return the new state.

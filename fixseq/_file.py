@@ -20,9 +20,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
-import anyio
-
-from ._core import SeqCounters, check_session_name, utc_now
+from ._core import SeqCounters, check_bool, check_session_name, utc_now
 from ._fileformat import (
     FILE_SIZE,
     MAX_SESSION_BYTES,
@@ -39,7 +37,7 @@ from ._fileformat import (
 from ._paths import check_not_dangling, discard, io_error, publish, temp_path
 from ._paths import sync_dir as _sync_dir  # one name here, so a test can skip the step
 from ._protocols import SeqState
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if sys.platform != "win32":  # the file store needs POSIX; `import fixseq` must not
@@ -155,12 +153,6 @@ def _check_session(session: object) -> str | None:
     return name
 
 
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
 # -- creation -----------------------------------------------------------------
 
 
@@ -264,7 +256,8 @@ class FileSeqStore(SeqCounters):
     Raises:
         TypeError: ``path`` is not a ``str`` path, or an option has the wrong type.
         ValueError: ``path`` is empty, ``session`` is empty, holds a NUL or is
-            over 1024 UTF-8 bytes, or ``reserve`` is below 1.
+            over 1024 UTF-8 bytes; ``reserve`` is outside ``1..MAX_SEQ_NUM``
+            (an [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         SeqStoreError: The file is missing and ``create`` is false, it holds
             another session's name, or ``path`` is a dangling symbolic link
             (nothing is created through one, whatever ``create`` says).
@@ -292,8 +285,8 @@ class FileSeqStore(SeqCounters):
         if sys.platform == "win32":  # pragma: no cover - not a supported platform
             raise NotImplementedError("FileSeqStore needs POSIX: flock, pwrite, fdatasync")
         path_str = _check_path(path)
-        fsync = _check_bool(fsync, "fsync")
-        create = _check_bool(create, "create")
+        fsync = check_bool(fsync, "fsync")
+        create = check_bool(create, "create")
         name = _check_session(session)
         super().__init__()
         self._set_reserve(reserve)  # the core validates it, before any file is touched
@@ -527,8 +520,9 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
     ) -> Self:
         """Open (or create) the store in a worker thread and return its async twin.
 
-        The opening is shielded from cancellation: it takes milliseconds, and a
-        store opened by a cancelled call would otherwise hold its lock unseen.
+        The opening is shielded from cancellation (it takes milliseconds); if
+        the calling task was cancelled meanwhile, the store is closed again and
+        the cancellation propagates, so no lock is left held unseen.
 
         Args:
             path: As for :class:`FileSeqStore`.
@@ -549,9 +543,7 @@ class AsyncFileSeqStore(AsyncAdminShell[FileSeqStore]):
         opener = functools.partial(
             FileSeqStore, path, fsync=fsync, create=create, session=session, reserve=reserve
         )
-        with anyio.CancelScope(shield=True):
-            sync = await offload(opener)
-        return cls._over(sync)
+        return cls._over(await open_in_thread(opener, FileSeqStore.close))
 
     @property
     def path(self) -> str:

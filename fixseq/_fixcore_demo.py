@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import select
@@ -79,6 +80,30 @@ class _RecordLogFactory(LogFactory):
 
     def create(self, session_id: SessionID) -> Log:
         return _RecordLog(self._record)
+
+
+class _RecordHandler(logging.Handler):
+    """Sends the engine's own log records to the record file, not to the demo's stderr.
+
+    The engine warns about what a demo does on purpose (a peer killed
+    mid-stream: "send_fn is None — message not sent"); the demo prints only
+    its story, and the record keeps the warnings for anyone who looks.
+    """
+
+    def __init__(self, record: _Recorder) -> None:
+        super().__init__()
+        self._record = record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._record(ev="engine_log", level=record.levelname, text=record.getMessage())
+
+
+def _record_engine_logs(record: _Recorder) -> None:
+    """Route the ``fixcore`` and ``fixseq`` loggers of this child into ``record`` only."""
+    for name in ("fixcore", "fixseq"):
+        logger = logging.getLogger(name)
+        logger.addHandler(_RecordHandler(record))
+        logger.propagate = False
 
 
 def _say(**event: Any) -> None:
@@ -146,6 +171,7 @@ def _read_commands(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -
 
 async def _run_engine(args: argparse.Namespace) -> None:
     record = _Recorder(args.record)
+    _record_engine_logs(record)
     app = _StreamingApp(record, args.die_in_from_app)
     factory = StoreFactory(args.url, create=False if args.no_create else None)
     settings = _settings(args.role, args.port, args.sender, args.target)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from ._core import SeqCounters
 from ._twins import AsyncAdminShell
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Awaitable, Callable
 
 __all__ = ["AsyncMemorySeqStore", "MemorySeqStore"]
-
-T = TypeVar("T")
 
 
 class MemorySeqStore(SeqCounters):
@@ -47,7 +44,9 @@ class AsyncMemorySeqStore(AsyncAdminShell[MemorySeqStore]):
     """The async twin of [`MemorySeqStore`][fixseq.MemorySeqStore], for asyncio and trio.
 
     Its coroutines call the core directly, without a worker thread: the lock is
-    held for nanoseconds, far less than a thread hop. ``as_sync()`` returns a
+    held for nanoseconds, far less than a thread hop. Each is still a
+    checkpoint (it yields to the scheduler and can be cancelled, before it
+    changes anything), so a task calling in a loop never starves the others. ``as_sync()`` returns a
     [`MemorySeqStore`][fixseq.MemorySeqStore] over the same counters, so threads and an event
     loop can share one session.
 
@@ -62,6 +61,8 @@ class AsyncMemorySeqStore(AsyncAdminShell[MemorySeqStore]):
         ValueError: ``created_at`` is naive.
     """
 
+    _on_loop = True
+
     def __init__(
         self,
         next_out: int = 1,
@@ -70,13 +71,3 @@ class AsyncMemorySeqStore(AsyncAdminShell[MemorySeqStore]):
         created_at: datetime.datetime | None = None,
     ) -> None:
         super().__init__(MemorySeqStore(next_out, next_in, created_at=created_at))
-
-    async def _direct(self, func: Callable[..., T], *args: object) -> T:
-        return func(*args)
-
-    def _run(self, func: Callable[..., T], *args: object) -> Awaitable[T]:
-        return self._direct(func, *args)
-
-    async def next_out(self) -> int:
-        """As [`MemorySeqStore.next_out`][fixseq.MemorySeqStore.next_out], on the loop's thread."""
-        return self._wrapped.next_out()

@@ -25,10 +25,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-import anyio
-import anyio.lowlevel
-
-from ._core import SeqCounters, check_session_name, utc_now
+from ._core import SeqCounters, check_bool, check_session_name, utc_now
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._sqlite_db import (
@@ -55,7 +52,7 @@ from ._sqlite_db import (
 )
 from ._sqlite_read import list_sessions as list_sessions
 from ._sqlite_read import read_session_states as read_session_states
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError
 
 if TYPE_CHECKING:
@@ -256,7 +253,8 @@ class SqliteSeqStore(SeqCounters):
         TypeError: An argument has the wrong type.
         ValueError: ``session`` or ``path`` is empty or contains NUL;
             ``synchronous`` is not one of the four levels; ``busy_timeout`` is
-            negative or not finite; ``reserve`` is below 1.
+            negative or not finite; ``reserve`` is outside ``1..MAX_SEQ_NUM``
+            (an [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         CorruptStoreError: The file is empty (0 bytes), is not a SQLite
             database or is damaged (text that is not UTF-8 included); it has a
             ``fixseq_sessions`` table fixseq did not make; or the session's row
@@ -287,8 +285,7 @@ class SqliteSeqStore(SeqCounters):
         session = check_session_name(session)
         level = check_synchronous(synchronous)
         busy_timeout = check_timeout(busy_timeout)
-        if not isinstance(create, bool):
-            raise TypeError(f"create must be a bool, not {type(create).__name__}")
+        check_bool(create, "create")
         super().__init__()
         self._set_reserve(reserve)
         self._db = db
@@ -532,15 +529,7 @@ class AsyncSqliteSeqStore(AsyncAdminShell[SqliteSeqStore]):
             busy_timeout=busy_timeout,
             reserve=reserve,
         )
-        with anyio.CancelScope(shield=True):
-            store = await offload(opener)
-        try:
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await offload(store.close)
-            raise
-        return cls._over(store)
+        return cls._over(await open_in_thread(opener, SqliteSeqStore.close))
 
     @property
     def path(self) -> str:

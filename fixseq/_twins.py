@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast, overload
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._core import SeqCounters, check_seq_num
@@ -33,18 +34,22 @@ from ._protocols import AdminSeqStore, AsyncAdminSeqStore, AsyncSeqStore, SeqSta
 
 if TYPE_CHECKING:
     import datetime
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
     from types import TracebackType
 
     from typing_extensions import Self
 
-__all__ = ["AsyncAdminShell", "AsyncShell", "offload", "to_async"]
+__all__ = ["AsyncAdminShell", "AsyncShell", "offload", "open_in_thread", "to_async"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound=SeqStore)
 A = TypeVar("A", bound=AdminSeqStore)
 
 _ADMIN_METHODS = ("set_next_out", "set_next_in", "snapshot", "creation_time", "close")
+# A direct core's methods the shell runs on the loop's thread: its reads as they
+# are, its changes by their parts (the wait for durability in a worker thread).
+_READS = frozenset(("peek_out", "current_in", "snapshot", "creation_time"))
+_CHANGES = frozenset(("next_out", "observed_in", "reset", "set_next_out", "set_next_in"))
 # The core's public methods the shell replaces by their parts (_begin here,
 # _wait_durable in a worker thread) or calls on the loop's thread; a store that
 # overrides any of them gets the plain offload, so its own code always runs.
@@ -134,7 +139,16 @@ class AsyncShell(Generic[S]):
     thread and only the (shared) durable write runs in a worker thread; the
     memory twin, whose lock is held for nanoseconds, runs every method on the
     event loop's thread.
+
+    Every coroutine is a checkpoint, as trio means it, whatever it runs: it
+    begins with ``anyio.lowlevel.checkpoint()``, so a call in a cancelled
+    scope raises the cancellation before it changes anything, and a task
+    calling in a loop lets the others run and sees its deadline.
     """
+
+    #: True for a twin whose wrapped store never blocks (memory): its calls run
+    #: on the event loop's thread, not in a worker thread.
+    _on_loop: ClassVar[bool] = False
 
     def __init__(self, wrapped: S) -> None:
         self._wrapped = wrapped
@@ -146,49 +160,56 @@ class AsyncShell(Generic[S]):
         """The blocking store this shell runs, shared (same counters, same closed state)."""
         return self._wrapped
 
-    def _run(self, func: Callable[..., T], *args: object) -> Awaitable[T]:
-        return offload(func, *args)
+    async def _call(self, method: Callable[..., T], *args: object) -> T:
+        """Run ``method`` (one of the wrapped store's) for a coroutine: every coroutine's one path.
 
-    async def _durably(self, core: SeqCounters, op: str, seq_num: int) -> int:
-        seq_num, ticket = core._begin(op, seq_num)
+        First a plain checkpoint: the cancellation point and the yield to the
+        scheduler, *before* the call, so a cancelled call has changed nothing.
+        (Checking for cancellation first and yielding shielded after the change,
+        trio's pattern for calls that complete at once, would cost a cancel
+        scope per call for the same guarantee: nothing below can be cut short
+        between the change and the return, except a durable wait, see below.)
+        Then the call, by the cheapest means that never blocks the loop: on the
+        loop's thread for the memory twin and a direct core's reads, the change
+        on the loop and only the wait for durability in a worker thread for a
+        direct core's changes, and the whole call in a worker thread otherwise.
+
+        A call cancelled while it waits (for a worker thread, or for the
+        durable write that covers it) still completes its change: it returns
+        its result, or raises the cancellation, and then a number it took is
+        used up, never handed out again.
+        """
+        await anyio.lowlevel.checkpoint()
+        core = self._core
+        if self._on_loop or (core is not None and method.__name__ in _READS):
+            return method(*args)  # no I/O: the counters in memory
+        if core is None or method.__name__ not in _CHANGES:
+            return await offload(method, *args)
+        name = method.__name__
+        seq_num, ticket = core._begin(name, check_seq_num(args[0]) if args else 0)
         if ticket > core._durable_changes:
             await _until_durable(core, self._flights, ticket)
-        return seq_num
+        return cast("T", seq_num)
 
     async def next_out(self) -> int:
         """As the wrapped store's ``next_out()``; any I/O runs in a worker thread."""
-        core = self._core
-        if core is None:
-            return await self._run(self._wrapped.next_out)
-        return await self._durably(core, "next_out", 0)
+        return await self._call(self._wrapped.next_out)
 
     async def peek_out(self) -> int:
         """As the wrapped store's ``peek_out()``."""
-        if self._core is not None:
-            return self._core.peek_out()  # in memory: no I/O
-        return await self._run(self._wrapped.peek_out)
+        return await self._call(self._wrapped.peek_out)
 
     async def observed_in(self, seq_num: int) -> None:
         """As the wrapped store's ``observed_in(seq_num)``; any I/O runs in a worker thread."""
-        core = self._core
-        if core is None:
-            await self._run(self._wrapped.observed_in, seq_num)
-        else:
-            await self._durably(core, "observed_in", check_seq_num(seq_num))
+        await self._call(self._wrapped.observed_in, seq_num)
 
     async def current_in(self) -> int:
         """As the wrapped store's ``current_in()``."""
-        if self._core is not None:
-            return self._core.current_in()
-        return await self._run(self._wrapped.current_in)
+        return await self._call(self._wrapped.current_in)
 
     async def reset(self) -> None:
         """As the wrapped store's ``reset()``; any I/O runs in a worker thread."""
-        core = self._core
-        if core is None:
-            await self._run(self._wrapped.reset)
-        else:
-            await self._durably(core, "reset", 0)
+        await self._call(self._wrapped.reset)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} over {self._wrapped!r}>"
@@ -214,40 +235,30 @@ class AsyncAdminShell(AsyncShell[A]):
 
     async def set_next_out(self, seq_num: int) -> None:
         """As the wrapped store's ``set_next_out(seq_num)``."""
-        core = self._core
-        if core is None:
-            await self._run(self._wrapped.set_next_out, seq_num)
-        else:
-            await self._durably(core, "set_next_out", check_seq_num(seq_num))
+        await self._call(self._wrapped.set_next_out, seq_num)
 
     async def set_next_in(self, seq_num: int) -> None:
         """As the wrapped store's ``set_next_in(seq_num)``."""
-        core = self._core
-        if core is None:
-            await self._run(self._wrapped.set_next_in, seq_num)
-        else:
-            await self._durably(core, "set_next_in", check_seq_num(seq_num))
+        await self._call(self._wrapped.set_next_in, seq_num)
 
     async def snapshot(self) -> SeqState:
         """As the wrapped store's ``snapshot()``."""
-        if self._core is not None:
-            return self._core.snapshot()
-        return await self._run(self._wrapped.snapshot)
+        return await self._call(self._wrapped.snapshot)
 
     async def creation_time(self) -> datetime.datetime:
         """As the wrapped store's ``creation_time()``."""
-        if self._core is not None:
-            return self._core.creation_time()
-        return await self._run(self._wrapped.creation_time)
+        return await self._call(self._wrapped.creation_time)
 
     async def aclose(self) -> None:
         """Close the store (and its twin); a second call does nothing.
 
         Shielded from cancellation, so a cancelled task still releases the
-        store's file lock or connection.
+        store's file lock or connection; the cancellation is raised once the
+        store is closed.
         """
         with anyio.CancelScope(shield=True):
-            await self._run(self._wrapped.close)
+            await self._call(self._wrapped.close)
+        await anyio.lowlevel.checkpoint_if_cancelled()
 
     async def __aenter__(self) -> Self:
         """Return the store itself."""
@@ -261,6 +272,28 @@ class AsyncAdminShell(AsyncShell[A]):
     ) -> None:
         """Close the store."""
         await self.aclose()
+
+
+async def open_in_thread(opener: Callable[[], T], close: Callable[[T], object]) -> T:
+    """Open a store with ``opener()`` in a worker thread; the one rule of every twin's ``open()``.
+
+    The opening itself is shielded (it takes milliseconds, and cutting it off
+    would leave a half-open store nobody holds). If the caller was cancelled
+    meanwhile, the store is closed again with ``close(store)`` and the
+    cancellation propagates: no file lock or connection is left held.
+
+    Raises:
+        Whatever ``opener`` raises, or the caller's cancellation.
+    """
+    with anyio.CancelScope(shield=True):
+        store = await offload(opener)
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await offload(close, store)
+        raise
+    return store
 
 
 @overload

@@ -28,11 +28,12 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from ._core import check_reserve
 from ._file import FileSeqStore, read_file_state
 from ._memory import MemorySeqStore
-from ._protocols import AdminSeqStore, AsyncAdminSeqStore
+from ._protocols import MAX_SEQ_NUM, AdminSeqStore, AsyncAdminSeqStore
 from ._sqlite import SqliteSeqStore, list_sessions, read_session_states
-from .errors import SeqStoreError
+from .errors import InvalidSeqNumError, SeqStoreError
 
 if TYPE_CHECKING:
     import datetime
@@ -379,11 +380,28 @@ class _Twinned(AdminSeqStore, Protocol):
     def as_async(self) -> AsyncAdminSeqStore: ...
 
 
+_MAX_DIGITS = 40  # far more than MAX_SEQ_NUM has (19)
+
+
 def _reserve(url: str, value: str) -> int:
-    """Parse ``reserve=K``: a whole number of at least 1, in plain decimal digits."""
-    if not value.isascii() or not value.isdigit() or int(value) < 1:
+    """Parse ``reserve=K``: plain decimal digits, in range by the stores' own rule.
+
+    Raises:
+        ValueError: ``value`` is not plain decimal digits.
+        InvalidSeqNumError: The number is outside ``1..MAX_SEQ_NUM`` (the
+            stores' message, after the URL).
+    """
+    if not value.isascii() or not value.isdigit():
         raise _bad(url, f"reserve={value!r} is not a whole number of at least 1")
-    return int(value)
+    digits = value.lstrip("0") or "0"
+    try:
+        # Far past the limit (and past what int() parses): the rule's refusal of any too large.
+        return check_reserve(int(digits) if len(digits) <= _MAX_DIGITS else MAX_SEQ_NUM + 1)
+    except InvalidSeqNumError as exc:
+        problem = str(exc)
+        if len(digits) > _MAX_DIGITS:
+            problem = problem.rsplit(", got ", 1)[0] + f", got a number of {len(digits)} digits"
+        raise InvalidSeqNumError(f"bad store URL {redact_url(url)!r}: {problem}") from None
 
 
 def _open(spec: StoreURL, *, create: bool | None = None) -> _Twinned:

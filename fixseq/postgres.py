@@ -31,6 +31,7 @@ raises a clear error rather than being altered.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 import threading
@@ -38,12 +39,10 @@ import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
-import anyio.lowlevel
-
-from ._core import SeqCounters, check_session_name
+from ._core import SeqCounters, check_bool, check_reserve, check_session_name
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
-from ._twins import AsyncAdminShell, offload
+from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError
 
 try:
@@ -537,10 +536,12 @@ class PostgresSeqStore(SeqCounters):
             reserved.
 
     Raises:
-        TypeError: ``session`` or ``table`` is not a str, or
-            ``conninfo_or_pool`` is neither a str nor a ``ConnectionPool``.
+        TypeError: ``session`` or ``table`` is not a str, ``create`` is not a
+            bool, ``reserve`` is not an int, or ``conninfo_or_pool`` is neither a
+            str nor a ``ConnectionPool``.
         ValueError: ``session`` is empty or holds NUL; ``table`` is not a
-            valid identifier; ``reserve`` is below 1.
+            valid identifier; ``reserve`` is outside ``1..MAX_SEQ_NUM`` (an
+            [`InvalidSeqNumError`][fixseq.InvalidSeqNumError]).
         StoreIOError: The server cannot be reached.
         CorruptStoreError: The table exists but fixseq did not make it, or
             the row holds counters out of range.
@@ -561,6 +562,8 @@ class PostgresSeqStore(SeqCounters):
     ) -> None:
         session = check_session_name(session)
         parsed = _Table(table)
+        check_bool(create, "create")
+        check_reserve(reserve)  # before any connection is made
         pool = _check_conninfo(conninfo_or_pool)
         super().__init__()
         self._session = session
@@ -801,25 +804,10 @@ class AsyncPostgresSeqStore(AsyncAdminShell[PostgresSeqStore]):
             ValueError: See :class:`PostgresSeqStore`.
             SeqStoreError: See :class:`PostgresSeqStore`.
         """
-        built: list[PostgresSeqStore] = []
-
-        def build() -> PostgresSeqStore:
-            store = PostgresSeqStore(
-                conninfo_or_pool, session, table=table, create=create, reserve=reserve
-            )
-            built.append(store)
-            return store
-
-        try:
-            sync = await offload(build)
-            # A caller cancelled while the thread connected gets the cancellation here,
-            # not a store it would never close.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
-            for store in built:
-                store.close()
-            raise
-        return cls._over(sync)
+        opener = functools.partial(
+            PostgresSeqStore, conninfo_or_pool, session, table=table, create=create, reserve=reserve
+        )
+        return cls._over(await open_in_thread(opener, PostgresSeqStore.close))
 
 
 # -- module functions ------------------------------------------------------------------

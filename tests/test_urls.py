@@ -228,7 +228,7 @@ def test_parse(url: str, expected: StoreURL) -> None:
         ("postgresql://h/db?session=S&table=", "empty table name"),
         ("postgresql://h/db?session=S&create=2", "create='2' is not a boolean"),
         ("postgresql://h/db?session=S#x", "fragment"),
-        ("file:a.seq?reserve=0", "reserve='0' is not a whole number of at least 1"),
+        ("file:a.seq?reserve=0", "reserve must be in 1..MAX_SEQ_NUM"),
         ("file:a.seq?reserve=-5", "reserve='-5' is not a whole number"),
         ("sqlite:x.db?session=S&reserve=2.5", "reserve='2.5' is not a whole number"),
         ("sqlite:x.db?session=S&reserve=", "reserve='' is not a whole number"),

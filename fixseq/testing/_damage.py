@@ -16,6 +16,8 @@ tried on its own against the same acknowledged state.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 from dataclasses import dataclass
@@ -28,7 +30,14 @@ if TYPE_CHECKING:
 
     from ._checks import Subject
 
-__all__ = ["DAMAGE_ROUNDS", "FULL_DAMAGE_LIMIT", "Damage", "check_damage", "damages"]
+__all__ = [
+    "DAMAGE_ROUNDS",
+    "FULL_DAMAGE_LIMIT",
+    "Damage",
+    "check_damage",
+    "damages",
+    "quiet_store_loggers",
+]
 
 FULL_DAMAGE_LIMIT = 4096
 """Files up to this size get every damage; larger ones a deterministic sample."""
@@ -38,6 +47,35 @@ DAMAGE_ROUNDS = 20
 
 _MAX_REPORTED = 3  # violations quoted in the message; the rest are counted
 _SEED = 0x5EC  # the sample of a large file is the same on every run
+
+
+# The loggers under which fixseq's stores report damage they survive.
+_STORE_LOGGERS = "fixseq"
+
+
+@contextlib.contextmanager
+def quiet_store_loggers() -> Iterator[None]:
+    """Silence fixseq's store loggers while the kit damages files on purpose; restore after.
+
+    A file store warns once per damaged slot it reads past, which is right for a
+    real disk and a flood for hundreds of damages made on purpose (outside
+    pytest, Python's last-resort handler prints each to stderr). Every logger
+    under ``fixseq`` is disabled meanwhile (its level and handlers are left
+    as they were), and each one's ``disabled`` flag is put back after.
+    """
+    manager = logging.Logger.manager
+    names = [_STORE_LOGGERS] + [
+        name for name in list(manager.loggerDict) if name.startswith(_STORE_LOGGERS + ".")
+    ]
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, saved, strict=True):
+            logger.disabled = disabled
 
 
 @dataclass(frozen=True)
@@ -168,7 +206,8 @@ def check_damage(subject: Subject) -> str | None:
             tried += 1
             _damage(path, damage, data)
             try:
-                got = _reopened_state(h)
+                with quiet_store_loggers():
+                    got = _reopened_state(h)
             finally:
                 for original_path, original in originals.items():
                     _restore(original_path, original)
