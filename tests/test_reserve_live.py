@@ -95,6 +95,7 @@ def test_live_set_next_out_is_followed(target: Target, above: bool) -> None:
         assert before == list(range(1, 11))
         new_next = 1005 if above else 50
         target.cli("set", "--next-out", str(new_next))
+        assert store.peek_out() == new_next  # a read does not report the dropped block
         after = take(store, 150)
         assert min(after) >= new_next, after[:5]
         assert after[0] == new_next
