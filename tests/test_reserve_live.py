@@ -21,6 +21,7 @@ from fixseq import postgres as pg
 from fixseq._sqlite import AsyncSqliteSeqStore, SqliteSeqStore
 
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
@@ -199,3 +200,37 @@ async def test_async_twin_follows_a_live_set(tmp_path: Path, child_env: dict[str
         assert [await store.next_out() for _ in range(5)] == list(range(1, 6))
     finally:
         await store.aclose()
+
+
+class _RowStore(SeqCounters):
+    """A shared store over a dict "row" that does not override _block_moved."""
+
+    _shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.row = [0, 0]  # last_out, last_in
+        self.calls = 0
+        self._set_reserve(10)
+
+    def _apply(self, op: str, seq_num: int) -> tuple[int, int, datetime.datetime] | None:
+        self.calls += 1
+        if op == "next_out":
+            self.row[0] += seq_num
+        elif op == "set_next_out":
+            self.row[0] = seq_num - 1
+        return self.row[0] + 1, self.row[1] + 1, self._created
+
+    def _give_back(self, reserved_end: int, next_out: int) -> None:
+        if self.row[0] == reserved_end - 1:
+            self.row[0] = next_out - 1
+
+
+def test_a_shared_store_that_cannot_tell_trusts_no_block() -> None:
+    store = _RowStore()
+    assert store.next_out() == 1
+    store.row[0] = 499  # a live set by "another process", unseen without the hook
+    assert store.next_out() == 500
+    assert store.row[0] == 509  # reserved again from the row
+    store.close()
+    assert store.row[0] == 500
