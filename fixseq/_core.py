@@ -395,6 +395,20 @@ class SeqCounters:
         """
         raise NotImplementedError
 
+    def _block_moved(self, block_end: int) -> bool:
+        """Shared stores with a reservation: has the row moved under our block?
+
+        Called by a ``next_out`` (or a read) that found a block
+        ``[..., block_end)`` in memory, after the call began and before it hands
+        out a number from the block: True if the stored next_out is no longer
+        ``block_end`` as this store reserved it (another process ran
+        ``set_next_out`` or ``reset``, even to the value the row already
+        held), so the block must be dropped and the store reserve again from
+        the row. The default trusts no block: a store that cannot tell serves
+        every number from the backend. Errors propagate to the caller.
+        """
+        return True
+
     # -- the shared path (no counter lock: the backend holds the truth) -----------
 
     def _init_shared(self) -> None:
@@ -433,9 +447,42 @@ class SeqCounters:
     def _shared_read(self) -> tuple[int, int, datetime.datetime]:
         next_out, next_in, created = self._shared_apply("read", 0)
         with self._shared_cond:
-            if self._block_next < self._block_end:
-                next_out = self._block_next  # the backend holds our block's end
+            block = (self._block_next, self._block_end)
+        if block[0] < block[1] and not self._checked_block_moved(block[1]):
+            next_out = block[0]  # the backend holds our block's end, still ours
         return next_out, next_in, created
+
+    def _checked_block_moved(self, block_end: int) -> bool:
+        self._enter_shared()
+        try:
+            return self._block_moved(block_end)
+        finally:
+            self._leave_shared()
+
+    def _next_from_block(self) -> int | None:
+        """The next number of our block if the row still holds it; None: reserve again."""
+        while True:
+            with self._shared_cond:
+                if self._closed:
+                    self._raise_unusable()
+                if self._block_next >= self._block_end:
+                    return None
+                end = self._block_end
+            # Asked after this call began: a live set or reset that returned
+            # before it is seen here, and the block is not used past it.
+            moved = self._checked_block_moved(end)
+            with self._shared_cond:
+                if self._block_end != end:
+                    continue  # another thread refilled or dropped it: look again
+                if self._block_next >= end:
+                    return None
+                if moved:
+                    # Its unused numbers are now the row's to give (or a gap),
+                    # never ours: nothing is given back for them.
+                    self._block_next = self._block_end = 0
+                    return None
+                self._block_next += 1
+                return self._block_next - 1
 
     def _shared_change(self, op: str, seq_num: int) -> int:
         if self._reserve == 1:
@@ -444,27 +491,24 @@ class SeqCounters:
             self._shared_apply(op, seq_num)
             return 0
         if op == "next_out":
-            with self._shared_cond:  # from the block in memory: no backend call
-                if self._closed:
-                    self._raise_unusable()
-                if self._block_next < self._block_end:
-                    self._block_next += 1
-                    return self._block_next - 1
+            # From the block in memory, after one cheap question to the backend.
+            taken = self._next_from_block()
+            if taken is not None:
+                return taken
         if op not in ("next_out", "reset", "set_next_out"):
             self._shared_apply(op, seq_num)
             return 0
         with self._block_lock:
-            with self._shared_cond:
-                if op != "next_out":
+            if op != "next_out":
+                with self._shared_cond:
                     # An exact value ends the block; its unused numbers are
                     # overwritten by the exact value itself.
                     self._block_next = self._block_end = 0
-                elif self._block_next < self._block_end:  # refilled while we waited
-                    self._block_next += 1
-                    return self._block_next - 1
-            if op != "next_out":
                 self._shared_apply(op, seq_num)
                 return 0
+            taken = self._next_from_block()  # refilled while we waited?
+            if taken is not None:
+                return taken
             count = self._reserve
             self._enter_shared()
             try:

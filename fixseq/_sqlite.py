@@ -29,11 +29,15 @@ from ._core import SeqCounters, check_bool, check_session_name, utc_now
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
 from ._sqlite_db import (
+    BUMP_GENERATION,
     DEFAULT_BUSY_TIMEOUT,
+    GENERATION_PREFIX,
     GIVE_BACK,
     INSERT_SESSION,
     RETURNING,
     SELECT,
+    SELECT_BLOCK,
+    SELECT_GENERATION,
     UPDATES,
     Boundary,
     check_counters,
@@ -93,6 +97,9 @@ class _Database:
         self.boundary = Boundary(db, busy_timeout)
         self.mutex = threading.Lock()
         self.users = 0
+        # Commits of this process on the connection: PRAGMA data_version does not
+        # count them, and other stores of the process share the connection.
+        self.commits = 0
         self.batcher: Batcher[_Item, _State | None] = Batcher(self._run)
         with self.boundary:
             self.conn = connect(db, writable=True, busy_timeout=busy_timeout)
@@ -138,6 +145,7 @@ class _Database:
                         outcomes.append(exc)
                     if isolate:
                         cur.execute("RELEASE fixseq_call")
+                self.commits += 1  # before COMMIT: a commit that fails may have landed
                 _commit(cur)
             except BaseException:
                 rollback(self.conn)
@@ -294,6 +302,11 @@ class SqliteSeqStore(SeqCounters):
         self._boundary = Boundary(db, busy_timeout)
         self._created_text = ""
         self._created_dt = self._created
+        self._generation_key = GENERATION_PREFIX + session
+        # The reserved block's witness: the generation it was reserved under, and
+        # (data_version, own commits) when the row last matched it (None: re-read).
+        self._block_generation: object = None
+        self._block_stamp: tuple[int, int] | None = None
         with self._boundary:
             if not check_existing(db):
                 if not create:
@@ -362,6 +375,22 @@ class SqliteSeqStore(SeqCounters):
     def _give_back(self, reserved_end: int, next_out: int) -> None:
         self._submit("give_back", reserved_end - 1, next_out - 1)
 
+    def _block_moved(self, block_end: int) -> bool:
+        # PRAGMA data_version reads no page: it changes exactly when another
+        # connection committed. With our own commit counter unchanged too,
+        # nothing was written since the row last matched our block.
+        database = self._database
+        with database.mutex, self._boundary:
+            cur = database.cur
+            stamp = (int(cur.execute("PRAGMA data_version").fetchone()[0]), database.commits)
+            if stamp == self._block_stamp:
+                return False
+            rows = cur.execute(SELECT_BLOCK, (self._session, self._generation_key)).fetchall()
+            if not rows or rows[0] != (block_end - 1, self._block_generation):
+                return True
+            self._block_stamp = stamp  # read before the row: a later commit changes it
+            return False
+
     def _submit(self, op: str, seq_num: int, extra: int) -> _State | None:
         # (A forked child never gets here: the core refuses its every call, so the
         # connection, which must not cross a fork(), is never used nor closed there.)
@@ -373,9 +402,19 @@ class SqliteSeqStore(SeqCounters):
         if op == "read":
             return self._state(cur.execute(SELECT, (self._session,)).fetchall())
         if op == "give_back":  # compare-and-set: only if nobody advanced past our block
-            cur.execute(GIVE_BACK, (self._session, seq_num, extra))
+            params = (self._session, seq_num, extra, self._generation_key, self._block_generation)
+            cur.execute(GIVE_BACK, params)
             return None
-        return self._write(cur, op, seq_num)
+        if op in ("reset", "set_next_out"):  # a store holding a block must see these
+            cur.execute(BUMP_GENERATION, (self._generation_key,))
+        state = self._write(cur, op, seq_num)
+        if op == "next_out" and seq_num > 1 and state is not None:
+            # A reserved block: what _block_moved compares the row with. The
+            # first check after it reads the row once (our own commit counts).
+            rows = cur.execute(SELECT_GENERATION, (self._generation_key,)).fetchall()
+            self._block_generation = rows[0][0] if rows else None
+            self._block_stamp = None
+        return state
 
     def _write(self, cur: sqlite3.Cursor, op: str, seq_num: int) -> _State | None:
         """Do ``op`` inside the open write transaction; return the state after it."""

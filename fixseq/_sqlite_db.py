@@ -84,8 +84,28 @@ UPDATES: Final = {
     "set_next_out": "UPDATE fixseq_sessions SET last_out = ?2 WHERE session = ?1",
     "set_next_in": "UPDATE fixseq_sessions SET last_in = ?2 WHERE session = ?1",
 }
-# Returning a reservation's unused numbers: only if last_out is still the block's end.
-GIVE_BACK: Final = "UPDATE fixseq_sessions SET last_out = ?3 WHERE session = ?1 AND last_out = ?2"
+# A session's generation: a counter in fixseq_meta (key "generation:" + the session name)
+# that every set_next_out and reset bumps in its own transaction. A store holding a
+# reserved block compares it (with last_out) to see a set that wrote the value the row
+# already held. A missing key (no set yet, or a database written by an older fixseq) is
+# generation NULL. No new table or column: the format stays version 1.
+GENERATION_PREFIX: Final = "generation:"
+BUMP_GENERATION: Final = (
+    "INSERT OR REPLACE INTO fixseq_meta (key, value) SELECT ?1, CAST(coalesce("
+    "(SELECT CAST(value AS INTEGER) FROM fixseq_meta WHERE key = ?1), 0) + 1 AS TEXT)"
+)
+SELECT_GENERATION: Final = "SELECT value FROM fixseq_meta WHERE key = ?1"
+# What a reserved block is checked against: the row's last_out and its generation.
+SELECT_BLOCK: Final = (
+    "SELECT last_out, (SELECT value FROM fixseq_meta WHERE key = ?2) "
+    "FROM fixseq_sessions WHERE session = ?1"
+)
+# Returning a reservation's unused numbers: only if last_out is still the block's end
+# and no set or reset (even to that same value) ran since the block was reserved.
+GIVE_BACK: Final = (
+    "UPDATE fixseq_sessions SET last_out = ?3 WHERE session = ?1 AND last_out = ?2 "
+    "AND (SELECT value FROM fixseq_meta WHERE key = ?4) IS ?5"
+)
 
 _sleep = time.sleep  # one name, so a test can see the waits
 

@@ -79,6 +79,8 @@ _MARKER_RE = re.compile(r"fixseq sessions table, format ([0-9]+)")
 _IDENT = "[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE_RE = re.compile(rf"(?:({_IDENT})\.)?({_IDENT})")
 _UTC = datetime.timezone.utc
+#: A probe's answer when the row moved under a reserved block (only "not None" counts).
+_MOVED: Final = (0, 0, datetime.datetime(1970, 1, 1, tzinfo=_UTC))
 _State = tuple[int, int, datetime.datetime]
 #: One call in a group: the store, the operation, its number and (give_back) a second one.
 _Item = tuple["PostgresSeqStore", str, int, int]
@@ -117,20 +119,31 @@ class _Queries:
         self.read = render("SELECT last_out, last_in, created_at FROM {t} WHERE session = %s")
         # Advance by k (1, several callers' 1s in one group, or a reservation block); an
         # advance past MAX_SEQ_NUM is refused in the same statement.
+        # (With the row's id: a store keeps it as the witness of a reserved block.)
         self.next_out = render(
             "UPDATE {t} SET last_out = last_out + %s WHERE session = %s "
-            "AND last_out <= {max} - %s" + ret
+            "AND last_out <= {max} - %s" + ret + ", id"
         )
-        # A reservation's unused numbers go back only if nobody advanced past the block.
-        self.give_back = render("UPDATE {t} SET last_out = %s WHERE session = %s AND last_out = %s")
+        # A reservation's unused numbers go back only if nobody advanced past the block
+        # and no set or reset ran since it was reserved (they give the row a new id).
+        self.give_back = render(
+            "UPDATE {t} SET last_out = %s WHERE session = %s AND last_out = %s AND id = %s"
+        )
+        # What a store holding a reserved block asks per number: a read, no WAL write.
+        self.probe = render("SELECT last_out, id FROM {t} WHERE session = %s")
         self.observed_in = render(
             "UPDATE {t} SET last_in = GREATEST(last_in, %s) WHERE session = %s" + ret
         )
+        # reset and set_next_out give the row a new id (the identity column's next
+        # value; nothing else refers to it): a generation that a store holding a
+        # block compares, so a set to the value the row already held is seen too.
         self.reset = render(
-            "UPDATE {t} SET last_out = 0, last_in = 0, created_at = clock_timestamp() "
-            "WHERE session = %s" + ret
+            "UPDATE {t} SET last_out = 0, last_in = 0, created_at = clock_timestamp(), "
+            "id = DEFAULT WHERE session = %s" + ret
         )
-        self.set_next_out = render("UPDATE {t} SET last_out = %s WHERE session = %s" + ret)
+        self.set_next_out = render(
+            "UPDATE {t} SET last_out = %s, id = DEFAULT WHERE session = %s" + ret
+        )
         self.set_next_in = render("UPDATE {t} SET last_in = %s WHERE session = %s" + ret)
         self.insert = render("INSERT INTO {t} (session) VALUES (%s) ON CONFLICT DO NOTHING")
         self.sessions = render("SELECT session FROM {t}")
@@ -349,7 +362,7 @@ def _ensure_table(
 
 
 def _state(row: Any, session: str) -> _State:
-    last_out, last_in, created = row
+    last_out, last_in, created = row[0], row[1], row[2]
     if not (0 <= last_out <= MAX_SEQ_NUM and 0 <= last_in <= MAX_SEQ_NUM):
         raise CorruptStoreError(
             f"session {session!r} holds counters out of range (last_out={last_out}, "
@@ -366,7 +379,7 @@ def _run_group(items: Sequence[_Item]) -> list[_State | BaseException | None]:
     ops = {op for _, op, _, _ in items}
     # A lone call is named as the caller made it; a group's failure fails each of its calls.
     action = _CALLS[items[0][1]] if len(items) == 1 else f"a group of {len(items)} calls"
-    effect: _Effect = "read" if ops == {"read"} else "write"
+    effect: _Effect = "read" if ops <= {"read", "probe"} else "write"
     return cast(
         "list[_State | BaseException | None]",
         items[0][0]._call(action, _group_on, items, effect=effect),
@@ -376,6 +389,7 @@ def _run_group(items: Sequence[_Item]) -> list[_State | BaseException | None]:
 # How a failed call is named in its error, by the core's operation.
 _CALLS: Final = {
     "read": "reading the counters",
+    "probe": "next_out()",
     "next_out": "next_out()",
     "observed_in": "observed_in()",
     "reset": "reset()",
@@ -443,6 +457,9 @@ def _group_on(
         store = plan.store
         if plan.op == "give_back":
             continue
+        if plan.op == "probe":
+            outcomes[plan.indexes[0]] = store._probed(row, plan.seq_num)
+            continue
         if row is None and plan.op == "next_out":
             # Refused (fewer numbers left than the group asked for) or the row is gone:
             # each call again on its own, so each gets its own exact answer.
@@ -467,6 +484,7 @@ def _group_on(
         # The block plan.count wide ends at state's next_out; its calls take it in order.
         taken = state[0] - plan.count
         for index in plan.indexes:
+            items[index][0]._block_id = row[3]
             taken += items[index][2]
             outcomes[index] = (taken, state[1], state[2])
     return outcomes
@@ -577,6 +595,9 @@ class PostgresSeqStore(SeqCounters):
         # share statements and round trips; the batcher's leader alone uses the connection.
         self._batcher = Batcher(_run_group) if pool is None else _pool_batcher(pool)
         self._set_reserve(reserve)
+        # The row's id when this store last reserved a block: the block's witness
+        # (reset and set_next_out give the row a new id).
+        self._block_id: object = None
         try:
             # Opening with create=False only reads; with create=True it may add the row.
             state = self._call("open", self._open, create, effect="write" if create else "read")
@@ -665,6 +686,18 @@ class PostgresSeqStore(SeqCounters):
     def _give_back(self, reserved_end: int, next_out: int) -> None:
         self._batcher.submit((self, "give_back", reserved_end - 1, next_out - 1))
 
+    def _block_moved(self, block_end: int) -> bool:
+        # One SELECT in the group path (a read: no commit to flush); see _probed.
+        return self._batcher.submit((self, "probe", block_end, 0)) is not None
+
+    def _probed(self, row: Any, block_end: int) -> _State | BaseException | None:
+        """A probe's outcome: None while the row still holds our block, else not None."""
+        if row is None:
+            return self._vanished_error()
+        if row[0] == block_end - 1 and row[1] == self._block_id:
+            return None
+        return _MOVED  # the core drops the block and reserves again from the row
+
     def _statement(self, op: str, seq_num: int, extra: int) -> tuple[str, tuple[object, ...]]:
         """The statement doing ``op`` on the session's row, and its parameters."""
         queries, key = self._queries, self._session
@@ -681,7 +714,9 @@ class PostgresSeqStore(SeqCounters):
         if op == "set_next_in":
             return queries.set_next_in, (seq_num - 1, key)
         if op == "give_back":  # seq_num: the expected last_out; extra: the new one
-            return queries.give_back, (extra, key, seq_num)
+            return queries.give_back, (extra, key, seq_num, self._block_id)
+        if op == "probe":
+            return queries.probe, (key,)
         raise AssertionError(op)  # pragma: no cover - internal misuse
 
     def _apply_on(
@@ -693,6 +728,13 @@ class PostgresSeqStore(SeqCounters):
             _exec(cur, query, params)
             return None
         row = _run(cur, query, params)
+        if op == "probe":
+            probed = self._probed(row, seq_num)
+            if isinstance(probed, BaseException):
+                raise probed
+            return probed
+        if op == "next_out" and row is not None:
+            self._block_id = row[3]
         if row is None:
             if op == "next_out" and _run(cur, self._queries.read, (self._session,)) is not None:
                 return None  # the row is there: the guard refused, MAX_SEQ_NUM was reached
