@@ -18,3 +18,6 @@ echo "== pytest"
 echo "== docs"
 # Not --quiet: it also hides the warnings that --strict turns into a failure.
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict
+echo "== wheel"
+# The sdist and the wheel as users install them, in a fresh venv outside this checkout.
+bash scripts/check-wheel.sh
