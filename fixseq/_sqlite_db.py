@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
 from ._protocols import MAX_SEQ_NUM
+from ._sqlite_wal import check_wal_not_lost
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 
 if TYPE_CHECKING:
@@ -339,7 +340,13 @@ def connect(
     ``immutable``: read the main file alone, with no locking and no -wal or
     -shm (SQLite's ``immutable=1``); only for a read-only look at a database
     no connection has open (see :func:`connect_read_only`).
+
+    Raises:
+        CorruptStoreError: The ``-shm`` records committed frames that the ``-wal``
+            no longer holds (see :func:`fixseq._sqlite_wal.check_wal_not_lost`).
+        sqlite3.Error: As ``sqlite3.connect``.
     """
+    check_wal_not_lost(db)  # SQLite would open a database with a lost -wal at an older state
     query = "?mode=rw" if writable else "?mode=ro&immutable=1" if immutable else "?mode=ro"
     uri = "file:" + urllib.parse.quote(os.fsencode(db)) + query
     # isolation_level=None: no implicit transactions; fixseq writes BEGIN and
