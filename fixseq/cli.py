@@ -169,8 +169,12 @@ def _state_json(url: str, info: SessionInfo) -> dict[str, object]:
     }
 
 
+_printed_json = [False]  # a command's own --json object went out: no second object after it
+
+
 def _emit_json(obj: object) -> None:
     print(json.dumps(obj))
+    _printed_json[0] = True
 
 
 def _age(when: datetime.datetime) -> str:
@@ -899,6 +903,10 @@ def _fail(code: int, message: str, *, as_json: bool = False) -> int:
 
 
 def _emit_json_error(text: str, code: int) -> None:
+    # stdout holds exactly one JSON object: a command that printed its own before failing
+    # (doctor's report, then its FAIL) has said it there already.
+    if _printed_json[0]:
+        return
     with contextlib.suppress(OSError):  # a reader that went away gets no object
         _emit_json({"error": text, "exit": code})
         sys.stdout.flush()
@@ -914,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 on a store error, 2 on a usage error.
     """
     words = list(sys.argv[1:] if argv is None else argv)
+    _printed_json[0] = False
     as_json = "--json" in words
     hidden = bool(words) and words[0] == _DEMO_ENGINE
     parser = _demo_engine_parser() if hidden else build_parser()
