@@ -297,3 +297,15 @@ def test_help_names_the_docs_site_page(child_env: dict[str, str], tmp_path: Path
     text = _run(child_env, tmp_path, "--help").stdout
     assert "docs/operations.md" not in text
     assert "Operations" in text
+
+
+def test_json_failure_after_its_own_object_prints_one(
+    child_env: dict[str, str], tmp_path: Path
+) -> None:
+    # doctor --json prints its report, then fails on a FAIL: still one object on stdout.
+    url = f"file:{tmp_path}/a.seq?fsync=0"
+    _run(child_env, tmp_path, "set", url, "--next-out", "3", "--create")
+    proc = _run(child_env, tmp_path, "doctor", url, "--json", code=1)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    assert "error" not in json.loads(lines[0])
