@@ -5,7 +5,8 @@ measured beside its raw floor (the least the same work can cost in Python: a
 bare lock-guarded increment, a bare ``pwrite`` with or without ``fdatasync``, a
 bare sqlite3 transaction, a bare psycopg statement) in the same run, round by
 round, alternating which side goes first, and reported as medians with the
-median of the per-round ratios.
+ratio of the two medians (so the ratio printed always agrees with the two rates
+printed beside it).
 
 Private: the package never imports ``benchmarks/``; benchmark scripts may
 import the floors from here.
@@ -16,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import posixpath
 import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -59,7 +62,7 @@ class Measurement:
 
     ops_per_s: float
     floor_ops_per_s: float
-    ratio: float  # median over rounds of store ops/s divided by floor ops/s
+    ratio: float  # ops_per_s / floor_ops_per_s: the ratio of the two medians
     rounds: int
 
 
@@ -244,7 +247,9 @@ def measure(
         progress: Called with the round number (from 1) as each round starts.
 
     Returns:
-        The medians and the median per-round ratio (subject / floor, as ops/s).
+        The medians and their ratio (median subject ops/s / median floor ops/s; a
+        median of per-round ratios could read below 1 while the subject's median
+        beats the floor's).
     """
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
@@ -259,10 +264,12 @@ def measure(
         for op in order:
             rate = _rate(op, batches[id(op)], chunk)
             (subject_rates if op is subject else floor_rates).append(rate)
+    ops_per_s = statistics.median(subject_rates)
+    floor_ops_per_s = statistics.median(floor_rates)
     return Measurement(
-        ops_per_s=statistics.median(subject_rates),
-        floor_ops_per_s=statistics.median(floor_rates),
-        ratio=statistics.median(s / f for s, f in zip(subject_rates, floor_rates, strict=True)),
+        ops_per_s=ops_per_s,
+        floor_ops_per_s=floor_ops_per_s,
+        ratio=ops_per_s / floor_ops_per_s,  # each rate counts at least one whole batch
         rounds=rounds,
     )
 
@@ -298,3 +305,55 @@ def machine(directory: str) -> dict[str, object]:
         "directory": directory,
         "filesystem": filesystem_of(directory),
     }
+
+
+REPORT_WIDTH = 100  # columns the plain ``fixseq bench`` report keeps within
+
+
+def _label(row: dict[str, object], directory: str) -> str:
+    """A row's store as the table shows it: a path inside ``directory`` by its file name."""
+    url = str(row["url"])
+    scheme, _, rest = url.partition(":")
+    path, mark, query = rest.partition("?")
+    prefix = urllib.parse.quote(os.path.abspath(directory)) + "/"
+    if scheme in ("file", "sqlite") and path.startswith(prefix):
+        url = f"{scheme}:{posixpath.basename(path)}{mark}{query}"
+    return url + (f" [{row['load']}]" if "load" in row else "")
+
+
+def report_table(rows: list[dict[str, object]], directory: str) -> list[str]:
+    """The plain report's table lines, within `REPORT_WIDTH` columns where the cells allow.
+
+    Stores under ``directory`` (printed above the table) show by file name; a
+    store label still too long for its column goes on a line of its own, with
+    its numbers on the next line.
+    """
+    headers = ["store", "ops/s", "raw floor", "ops/s", "ratio"]
+    cells = [
+        [
+            _label(r, directory),
+            f"{r['ops_per_s']:,.0f}",
+            str(r["floor"]),
+            f"{r['floor_ops_per_s']:,.0f}",
+            f"{r['ratio']:.2f}",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    rest = sum(widths[1:]) + 2 * (len(widths) - 1)
+    widths[0] = max(len(headers[0]), min(widths[0], REPORT_WIDTH - rest))
+
+    def line(row: list[str]) -> str:
+        padded = [
+            cell.ljust(width) if i in (0, 2) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    for row in cells:
+        if len(row[0]) > widths[0]:
+            out.append(row[0])
+            row = ["", *row[1:]]
+        out.append(line(row))
+    return out

@@ -22,7 +22,7 @@ from ._file import FileSeqStore
 from ._import import FORMATS, ForeignStoreError, ImportedSession, find_sessions, read_session
 from ._schedule import ResetSchedule
 from ._transfer import NewState, replace_state
-from ._urls import SessionInfo, StoreURL, read_sessions, redact_url, store_exists
+from ._urls import SessionInfo, StoreURL, read_sessions, redact_url
 from .errors import SeqStoreError, StoreLockedError
 
 if TYPE_CHECKING:
@@ -259,9 +259,10 @@ def _scheduled_reset(args: argparse.Namespace) -> int:
     cli._need_session(spec, "reset")
     now = datetime.datetime.now(_UTC)
     last, following = schedule.last_instant(now), schedule.next_instant(now)
-    current = read_sessions(spec)[0] if store_exists(spec) is not False else None
-    if current is None:
-        raise cli.StoreFailure(f"no store at {redact_url(url)}: nothing to reset")
+    # As a plain reset: a missing store or session is an error naming the close matches
+    # (a scheduled reset never creates one, --create or not: there is nothing to reset).
+    cli._need_target(spec, "reset --if-created-before", ": nothing to reset")
+    current = read_sessions(spec)[0]
     due = schedule.is_due(current.created, now)
     if due and not args.yes:
         if not sys.stdin.isatty():

@@ -80,7 +80,7 @@ import zlib
 from typing import NamedTuple
 
 from ._protocols import MAX_SEQ_NUM
-from .errors import CorruptStoreError
+from .errors import CorruptStoreError, repair_steps
 
 __all__ = [
     "FILE_SIZE",
@@ -241,12 +241,20 @@ def parse(image: bytes, path: str) -> Parsed:
     """Decode a whole file by the reading rule in the module docstring.
 
     Raises:
-        CorruptStoreError: The file holds no valid state.
+        CorruptStoreError: The file holds no valid state; the message ends with the
+            repair that works (see `repair_steps`).
     """
+    try:
+        return _parse(image, path)
+    except CorruptStoreError as exc:
+        raise CorruptStoreError(f"{exc}; {repair_steps(path, 'file')}") from exc.__cause__
+
+
+def _parse(image: bytes, path: str) -> Parsed:
     if not image:
         raise CorruptStoreError(
             f"{path} is empty: it holds no state, and fixseq never starts a session "
-            "again at 1 on its own (inspect it, then remove it or set the numbers)"
+            "again at 1 on its own"
         )
     if len(image) != FILE_SIZE:
         raise CorruptStoreError(

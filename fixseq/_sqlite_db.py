@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Final
 from ._paths import check_not_dangling, discard, io_error, publish, sync_dir, temp_path
 from ._protocols import MAX_SEQ_NUM
 from ._sqlite_wal import check_wal_not_lost
-from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
+from .errors import (
+    CorruptStoreError,
+    SeqStoreError,
+    StoreIOError,
+    StoreLockedError,
+    repair_steps,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -160,7 +166,8 @@ def translate(exc: BaseException, db: str, busy_timeout: float) -> SeqStoreError
         return CorruptStoreError(
             f"SQLite database {db} is damaged: it holds text that is not UTF-8 where fixseq "
             f"reads its schema or its tables ({exc}); fixseq never starts a session again at "
-            "1 on its own"
+            "1 on its own; "
+            f"{repair_steps(db, 'sqlite')}"
         )
     assert isinstance(exc, sqlite3.Error)
     code = error_code(exc)
@@ -172,7 +179,8 @@ def translate(exc: BaseException, db: str, busy_timeout: float) -> SeqStoreError
     if code in _CORRUPT_CODES:
         return CorruptStoreError(
             f"SQLite database {db} is damaged, is not a database, or holds a row out of "
-            f"range ({exc}); fixseq never starts a session again at 1 on its own"
+            f"range ({exc}); fixseq never starts a session again at 1 on its own; "
+            f"{repair_steps(db, 'sqlite')}"
         )
     if code in _IO_CODES:
         return StoreIOError(_ERRNOS.get(code or 0), f"SQLite database {db}: {exc}")

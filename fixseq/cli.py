@@ -3,8 +3,8 @@
 Commands (``fixseq COMMAND --help`` for each)::
 
     fixseq show     [URL] [--json]                   both counters and the creation time
-    fixseq set      [URL] [--next-out N] [--next-in N] [--json]
-    fixseq reset    [URL] [--yes] [--json]           both counters to 1
+    fixseq set      [URL] [--next-out N] [--next-in N] [--create] [--json]
+    fixseq reset    [URL] [--yes] [--create] [--json]  both counters to 1
     fixseq sessions [URL] [--json]                   the sessions of a SQLite/PostgreSQL store
     fixseq bench    [URL ...] [--seconds S] [--json] next_out ops/s beside its raw floor
     fixseq demo                                      a simulated engine life, a crash, a restart
@@ -12,7 +12,11 @@ Commands (``fixseq COMMAND --help`` for each)::
 The URL defaults to ``$FIXSEQ_URL``, else ``sqlite:fixseq.db?session=default``.
 Exit status: 0 success, 2 usage error (bad arguments or a bad URL), 1 store
 error (missing, corrupt, locked, unreachable, an invalid value, a declined
-reset), with a one-line message on stderr and no traceback.
+reset), with a one-line message on stderr and no traceback; with ``--json``
+on the command line an error also prints one JSON object
+``{"error": MESSAGE, "exit": STATUS}`` on stdout. ``set`` and ``reset`` create
+nothing unless ``--create`` is given: a typo in a path or a session name is an
+error naming the close matches, never a new store.
 
 Built on `argparse` rather than click or typer: the standard library is
 enough for six subcommands, and fixseq keeps anyio as its only runtime
@@ -24,8 +28,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,11 +48,13 @@ from ._bench import (
     measure,
     psycopg_floor,
     pwrite_floor,
+    report_table,
     sqlite_floor,
 )
 from ._urls import (
     SessionInfo,
     StoreURL,
+    _open,
     list_url_sessions,
     open_store,
     parse_url,
@@ -101,9 +109,49 @@ def _need_session(spec: StoreURL, command: str) -> None:
         )
 
 
-def _need_existing(spec: StoreURL, command: str) -> None:
+def _close_matches(word: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean 'X'?)`` naming the candidates closest to ``word``, or ``""``."""
+    found = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    if not found:
+        return ""
+    return " (did you mean " + " or ".join(repr(name) for name in found) + "?)"
+
+
+def _near_files(path: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return ""
+    return _close_matches(os.path.basename(path), names)
+
+
+def _need_existing(spec: StoreURL, command: str, fix: str = "") -> None:
     if store_exists(spec) is False:
-        raise StoreFailure(f"no store at {spec.path!r} ({command} creates nothing)")
+        assert spec.path is not None
+        raise StoreFailure(
+            f"no store at {spec.path!r} ({command} creates nothing{fix}){_near_files(spec.path)}"
+        )
+
+
+def _need_target(spec: StoreURL, command: str, fix: str = " without --create") -> None:
+    """Refuse, naming the close matches, when the store or session ``spec`` names is missing.
+
+    A SQLite or PostgreSQL session is looked for among the database's (or
+    table's) sessions; a file or database path in its directory.
+
+    Raises:
+        StoreFailure: Nothing is there to change (``command`` creates nothing, ``fix`` says
+            what would).
+    """
+    _need_existing(spec, command, fix)
+    if spec.kind in ("sqlite", "postgresql") and spec.session is not None:
+        names = list_url_sessions(spec)
+        if spec.session not in names:
+            raise StoreFailure(
+                f"no session {spec.session!r} in {redact_url(spec.url)} ({command} creates "
+                f"nothing{fix}){_close_matches(spec.session, names)}"
+            )
 
 
 def _iso(when: datetime.datetime) -> str:
@@ -121,8 +169,12 @@ def _state_json(url: str, info: SessionInfo) -> dict[str, object]:
     }
 
 
+_printed_json = [False]  # a command's own --json object went out: no second object after it
+
+
 def _emit_json(obj: object) -> None:
     print(json.dumps(obj))
+    _printed_json[0] = True
 
 
 def _age(when: datetime.datetime) -> str:
@@ -177,10 +229,19 @@ def _read_one(spec: StoreURL) -> SessionInfo:
     return infos[0]
 
 
-def _open_writer(url: str, spec: StoreURL) -> AdminSeqStore:
-    """Open a store to change it; a file store an engine holds gets the operator's hint."""
+def _open_writer(
+    url: str, spec: StoreURL, *, create: bool = True, command: str = ""
+) -> AdminSeqStore:
+    """Open a store to change it; a file store an engine holds gets the operator's hint.
+
+    With ``create`` false (set and reset without ``--create``) a missing store
+    or session is a `StoreFailure` naming the close matches, and the store is
+    opened with ``create=False``, so nothing is made even in a race.
+    """
+    if not create:
+        _need_target(spec, command)
     try:
-        return open_store(url)
+        return _open(spec, create=create)
     except StoreLockedError as exc:
         if spec.kind != "file":
             raise
@@ -194,6 +255,11 @@ def _session_of(store: AdminSeqStore, spec: StoreURL) -> str | None:
     """The session name as the store holds it (a file store's own name), as show reports it."""
     name = getattr(store, "session", None)
     return name if isinstance(name, str) else spec.session
+
+
+def _creating(args: argparse.Namespace, spec: StoreURL) -> bool:
+    """Whether set/reset may create a missing store: ``--create``, or ``create=1`` in the URL."""
+    return bool(args.create) or spec.create is True
 
 
 def _check_value(name: str, value: int | None) -> None:
@@ -248,7 +314,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     url = _url(args)
     spec = _parse(url)
     _need_session(spec, "set")
-    with _open_writer(url, spec) as store:
+    with _open_writer(url, spec, create=_creating(args, spec), command="set") as store:
         before = store.snapshot()
         if args.next_out is not None:
             store.set_next_out(args.next_out)
@@ -273,7 +339,16 @@ def cmd_reset(args: argparse.Namespace) -> int:
     url = _url(args)
     spec = _parse(url)
     _need_session(spec, "reset")
+    create = _creating(args, spec)
+    if not create:
+        _need_target(spec, "reset")
     if not args.yes:
+        if sys.stdin is None or sys.stdin.closed or not sys.stdin.isatty():
+            # Never read an answer from a pipe or /dev/null: a script must say --yes.
+            raise StoreFailure(
+                f"not reset: no terminal to ask on; pass --yes to reset {redact_url(url)} "
+                "without asking"
+            )
         if store_exists(spec) is False:
             now = "no store there yet: it will be created"
         else:
@@ -287,13 +362,10 @@ def cmd_reset(args: argparse.Namespace) -> int:
             "The peer must reset too (Logon with ResetSeqNumFlag=Y). [y/N] "
         )
         sys.stderr.flush()
-        answer = sys.stdin.readline()
-        if not sys.stdin.isatty():
-            sys.stderr.write("\n")  # a piped answer is not echoed: end the question's line
-        answer = answer.strip().lower()
+        answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             raise StoreFailure("not reset: the store was left alone")
-    with _open_writer(url, spec) as store:
+    with _open_writer(url, spec, create=create, command="reset") as store:
         before = store.snapshot()
         store.reset()
         after = store.snapshot()
@@ -386,9 +458,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             {"seconds": seconds, "rounds": BENCH_ROUNDS, "machine": info, "results": results}
         )
         return 0
+    print("fixseq bench: next_out() beside its raw floor, measured interleaved in one run")
     print(
-        f"fixseq bench: next_out() beside its raw floor, measured interleaved in one run "
-        f"({BENCH_ROUNDS} rounds, {seconds:g} s per store; medians)"
+        f"({BENCH_ROUNDS} rounds, {seconds:g} s per store; medians; ratio = the store's "
+        "ops/s over its floor's)"
     )
     print(
         f"machine: {info['cpus']} CPUs, {info['platform']}, {info['implementation']} "
@@ -398,17 +471,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if info["filesystem"] in ("tmpfs", "ramfs"):
         print("  note: a RAM file system: fdatasync costs nothing here; set TMPDIR to a disk")
     print()
-    rows = [
-        [
-            str(r["url"]) + (f" [{r['load']}]" if "load" in r else ""),
-            f"{r['ops_per_s']:,.0f}",
-            str(r["floor"]),
-            f"{r['floor_ops_per_s']:,.0f}",
-            f"{r['ratio']:.2f}",
-        ]
-        for r in results
-    ]
-    _print_table(["store", "ops/s", "raw floor", "ops/s", "ratio"], rows, right={1, 3, 4})
+    for line in report_table(results, str(info["directory"])):
+        print(line)
     return 0
 
 
@@ -534,7 +598,7 @@ def _child_env() -> dict[str, str]:
 def _first_life(url: str, existed: bool) -> tuple[int, int, int]:
     """Run the engine in a child process, kill it; return (last sent, last stamped, last taken)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fixseq", "_demo-engine", url],
+        [sys.executable, "-m", "fixseq", _DEMO_ENGINE, url],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -669,11 +733,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- the parser --------------------------------------------------------------------
 
 
+class _UsageExit(SystemExit):
+    """argparse's usage error, carrying its message for the ``--json`` error object."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse's own format (usage, then "prog: error: ..."), exit status 2.
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise _UsageExit(message)
 
 
 def _positive_float(text: str) -> float:
@@ -687,10 +760,22 @@ def _positive_float(text: str) -> float:
 
 
 def _seq_arg(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    # ASCII digits only (an optional "-" reaches the range check): int() would also take
+    # full-width digits, "1_000", "+5" and " 5", none of which an operator means as a MsgSeqNum.
+    if re.fullmatch(r"-?[0-9]+", text) is None:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r} (ASCII digits only)")
+    return int(text)
+
+
+_CREATE_HELP = "create the store or session if it is missing (otherwise an error)"
+_DEMO_ENGINE = "_demo-engine"  # the child cmd_demo starts: no subcommand, so never listed
+
+
+def _demo_engine_parser() -> argparse.ArgumentParser:
+    engine = _Parser(prog=f"fixseq {_DEMO_ENGINE}")
+    engine.add_argument("url")
+    engine.set_defaults(func=cmd_demo_engine)
+    return engine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -702,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fixseq",
         description="Look at and repair a FIX session's sequence numbers in a fixseq store.",
-        epilog="Exit status: 0 success, 1 store error, 2 usage error. Docs: docs/operations.md.",
+        epilog="Exit status: 0 success, 1 store error, 2 usage error. Docs: the Operations "
+        "page of the fixseq documentation (operations).",
     )
     parser.add_argument("--version", action="version", version=f"fixseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -723,12 +809,14 @@ def build_parser() -> argparse.ArgumentParser:
         "set",
         help="set the next outbound and/or inbound number",
         description="Operator override: make N the next outbound (--next-out) and/or the next "
-        "expected inbound (--next-in) number. A missing store is created. Refused while an "
-        "engine holds a file store.",
+        "expected inbound (--next-in) number. Creates nothing unless --create: a missing "
+        "store or session is an error naming the close matches. Refused while an engine "
+        "holds a file store.",
     )
     set_.add_argument("url", nargs="?", metavar="URL", help=url_help)
     set_.add_argument("--next-out", type=_seq_arg, metavar="N", help="next MsgSeqNum to send")
     set_.add_argument("--next-in", type=_seq_arg, metavar="N", help="next MsgSeqNum expected")
+    set_.add_argument("--create", action="store_true", help=_CREATE_HELP)
     set_.add_argument("--json", action="store_true", help="print the new state as JSON")
     set_.set_defaults(func=cmd_set)
 
@@ -736,10 +824,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reset",
         help="set both counters to 1",
         description="Set both counters to 1 and the creation time to now (a daily reset, "
-        "or before a Logon with ResetSeqNumFlag=Y). Asks first unless --yes.",
+        "or before a Logon with ResetSeqNumFlag=Y). Asks first on a terminal; without one "
+        "(cron, a pipe) it needs --yes. Creates nothing unless --create.",
     )
     reset.add_argument("url", nargs="?", metavar="URL", help=url_help)
     reset.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    reset.add_argument("--create", action="store_true", help=_CREATE_HELP)
     reset.add_argument("--json", action="store_true", help="print the new state as JSON")
     reset.set_defaults(func=cmd_reset)
 
@@ -797,21 +887,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    # The child process cmd_demo starts; without help= argparse leaves it out of the listing.
-    engine = sub.add_parser("_demo-engine")
-    engine.add_argument("url")
-    engine.set_defaults(func=cmd_demo_engine)
-
     from ._cli_ops import register  # import, copy, doctor, reset --if-created-before, audit
 
     register(sub, url_help)
     return parser
 
 
-def _fail(code: int, message: str) -> int:
+def _fail(code: int, message: str, *, as_json: bool = False) -> int:
+    """Print the one error line on stderr (and, with ``--json``, the error object on stdout)."""
     text = " ".join(message.split()) or "unknown error"
     print(f"fixseq: error: {text}", file=sys.stderr)
+    if as_json:
+        _emit_json_error(text, code)
     return code
+
+
+def _emit_json_error(text: str, code: int) -> None:
+    # stdout holds exactly one JSON object: a command that printed its own before failing
+    # (doctor's report, then its FAIL) has said it there already.
+    if _printed_json[0]:
+        return
+    with contextlib.suppress(OSError):  # a reader that went away gets no object
+        _emit_json({"error": text, "exit": code})
+        sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -823,32 +921,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success, 1 on a store error, 2 on a usage error.
     """
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    _printed_json[0] = False
+    as_json = "--json" in words
+    hidden = bool(words) and words[0] == _DEMO_ENGINE
+    parser = _demo_engine_parser() if hidden else build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error
+        args = parser.parse_args(words[1:] if hidden else words)
+    except _UsageExit as exc:
+        if as_json:
+            _emit_json_error(" ".join(exc.message.split()), 2)
+        return 2
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 2
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
     except UsageError as exc:
-        return _fail(2, str(exc))
+        return _fail(2, str(exc), as_json=as_json)
     except StoreFailure as exc:
-        return _fail(1, str(exc))
-    except SeqStoreError as exc:
-        return _fail(1, str(exc) or type(exc).__name__)
+        return _fail(1, str(exc), as_json=as_json)
+    except (SeqStoreError, OSError) as exc:
+        # Every store problem (corrupt, locked, I/O, unreachable, a file's OS error), and
+        # StoreLockedError / StoreIOError are OSErrors too: exit 1, never 2.
+        if isinstance(exc, BrokenPipeError):
+            # The reader went away (fixseq show | head): nothing more to say.
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        return _fail(1, str(exc) or type(exc).__name__, as_json=as_json)
     except ValueError as exc:
-        # Raised by a store's constructor about an argument the URL gave it.
-        return _fail(2, f"bad store URL: {exc}")
+        # Raised by a store's constructor (or libpq) about an argument the URL gave it;
+        # parse_url's own message already starts "bad store URL".
+        text = str(exc)
+        if not text.startswith("bad store URL"):
+            text = f"bad store URL: {text}"
+        return _fail(2, text, as_json=as_json)
     except KeyboardInterrupt:
-        return _fail(130, "interrupted")
-    except BrokenPipeError:
-        # The reader went away (fixseq show | head): nothing more to say.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    except (ImportError, OSError) as exc:
-        return _fail(1, str(exc))
+        return _fail(130, "interrupted", as_json=as_json)
+    except ImportError as exc:
+        return _fail(1, str(exc), as_json=as_json)
     except Exception as exc:  # one line, never a traceback, for an operator at 3 a.m.
-        return _fail(1, f"{type(exc).__name__}: {exc}")
+        return _fail(1, f"{type(exc).__name__}: {exc}", as_json=as_json)

@@ -70,7 +70,10 @@ class CorruptStoreError(SeqStoreError):
     """The store exists but holds no valid state.
 
     fixseq never silently starts again at 1: an operator must look at the store
-    (``fixseq show``) and repair it (``fixseq set``) on purpose.
+    and repair it on purpose. The message ends with the steps that work: move
+    the damaged file aside (kept for the post-mortem), then recreate the store
+    with ``fixseq set URL --create --next-out N --next-in M``, the numbers agreed
+    with the peer (``set`` and ``reset`` on the damaged file fail as opening it does).
     """
 
 
@@ -87,3 +90,29 @@ class StoreIOError(SeqStoreError, OSError):
     database server holds the truth (PostgreSQL) raises it for a lost
     connection too, and does not stop: its next call reconnects.
     """
+
+
+def repair_steps(path: str, scheme: str) -> str:
+    """The end of a damaged store file's `CorruptStoreError` message: the repair that works.
+
+    Args:
+        path: The damaged file (a file store, or a SQLite database).
+        scheme: ``"file"`` or ``"sqlite"``, the URL scheme ``fixseq set`` opens it with.
+
+    Returns:
+        The steps, as shell commands an operator runs with N, M (and NAME) filled in.
+    """
+    # Imported here: errors is the bottom of the package and needs nothing at import time.
+    import shlex
+    import urllib.parse
+
+    url = f"{scheme}:{urllib.parse.quote(path, safe='/')}?session=NAME"
+    aside = shlex.quote(path + ".damaged")
+    extra = " (its -wal and -shm files likewise, if present)" if scheme == "sqlite" else ""
+    each = "for each session, " if scheme == "sqlite" else ""
+    return (
+        f"to repair: agree the numbers with the peer, mv {shlex.quote(path)} {aside}{extra}, "
+        f"then {each}fixseq set {shlex.quote(url)} --create --next-out N --next-in M "
+        "(NAME: the session the engine opens"
+        + (")" if scheme == "sqlite" else "; leave ?session=NAME out if it opens none)")
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -57,7 +58,11 @@ class Run:
             assert re.match(r"fixseq( [a-z]+)?: error: \S", lines[-1]), proc.stderr
             if proc.returncode == 1:  # one line (after reset's question, if it asked one)
                 assert len(lines) == 1 or (len(lines) == 2 and "[y/N]" in lines[0]), proc.stderr
-            assert proc.stdout == "", proc.stdout
+            if "--json" in args:  # the error as one JSON object, and nothing else
+                error = json.loads(proc.stdout)
+                assert error == {"error": error["error"], "exit": proc.returncode}, proc.stdout
+            else:
+                assert proc.stdout == "", proc.stdout
         return proc
 
     def json(self, *args: str, **kwargs: object) -> dict[str, object]:
@@ -93,7 +98,7 @@ def test_file_set_show_reset(fixseq_cmd: Run, tmp_path: Path) -> None:
     assert not (tmp_path / "engine.seq").exists()
 
     # set creates a missing store.
-    after = fixseq_cmd.json("set", url, "--next-out", "1005", "--next-in", "77")
+    after = fixseq_cmd.json("set", url, "--next-out", "1005", "--next-in", "77", "--create")
     assert after["next_out"] == 1005 and after["next_in"] == 77
     assert after["url"] == url and after["session"] is None
     shown = fixseq_cmd.json("show", url)
@@ -128,28 +133,56 @@ def test_set_validates_before_opening(fixseq_cmd: Run, tmp_path: Path) -> None:
     proc = fixseq_cmd("set", url, code=2)
     assert "--next-out N, --next-in N or both" in proc.stderr
     assert not (tmp_path / "a.seq").exists()
-    top = fixseq_cmd.json("set", url, "--next-out", str(MAX_SEQ_NUM))
+    top = fixseq_cmd.json("set", url, "--next-out", str(MAX_SEQ_NUM), "--create")
     assert top["next_out"] == MAX_SEQ_NUM
+
+
+def _on_a_terminal(
+    run: Run, *args: str, answer: str, code: int
+) -> subprocess.CompletedProcess[str]:
+    """Run with stdin a pseudo-terminal holding ``answer`` (EOF as ^D): reset asks only there."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, (answer or "\x04").encode())
+        proc = subprocess.run(
+            [sys.executable, "-m", "fixseq", *args],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            cwd=run.cwd,
+            env=run.env,
+            timeout=120,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
 
 
 def test_reset_asks(fixseq_cmd: Run, tmp_path: Path) -> None:
     url = f"file:{tmp_path}/a.seq"
-    fixseq_cmd("set", url, "--next-out", "50", "--next-in", "40")
+    fixseq_cmd("set", url, "--next-out", "50", "--next-in", "40", "--create")
     for answer in ("n\n", "no\n", "\n", "", "yess\n", "maybe\n"):
-        proc = fixseq_cmd("reset", url, stdin=answer, code=1)
+        proc = _on_a_terminal(fixseq_cmd, "reset", url, answer=answer, code=1)
         assert "[y/N]" in proc.stderr and "now next out 50, next in 40" in proc.stderr
         assert "left alone" in proc.stderr
         assert proc.stdout == ""
         assert fixseq_cmd.json("show", url)["next_out"] == 50
-    proc = fixseq_cmd("reset", url, stdin="Y\n")
+    proc = _on_a_terminal(fixseq_cmd, "reset", url, answer="Y\n", code=0)
     assert "next out 50 -> 1, next in 40 -> 1" in proc.stdout
     assert (fixseq_cmd.json("show", url)["next_out"], fixseq_cmd.json("show", url)["next_in"]) == (
         1,
         1,
     )
     fixseq_cmd("set", url, "--next-out", "9")
-    fixseq_cmd("reset", url, stdin=" yes \nextra\n")
+    _on_a_terminal(fixseq_cmd, "reset", url, answer=" yes \nextra\n", code=0)
     assert fixseq_cmd.json("show", url)["next_out"] == 1
+    # Without a terminal (a pipe, as cron or a script gives): refused, one line, asks nothing.
+    fixseq_cmd("set", url, "--next-out", "9")
+    proc = fixseq_cmd("reset", url, stdin="y\n", code=1)
+    assert "--yes" in proc.stderr and "[y/N]" not in proc.stderr
+    assert fixseq_cmd.json("show", url)["next_out"] == 9
 
 
 @pytest.fixture
@@ -250,7 +283,7 @@ def test_show_while_an_engine_writes(
 
 def test_file_session_name(fixseq_cmd: Run, tmp_path: Path) -> None:
     url = f"file:{tmp_path}/a.seq?session=FIX.4.4:A->B"
-    made = fixseq_cmd.json("set", url, "--next-out", "3")
+    made = fixseq_cmd.json("set", url, "--next-out", "3", "--create")
     assert made["session"] == "FIX.4.4:A->B"
     # Without session= in the URL, show and set report the name the file holds.
     assert fixseq_cmd.json("show", f"file:{tmp_path}/a.seq")["session"] == "FIX.4.4:A->B"
@@ -288,7 +321,7 @@ def test_sqlite_sessions_and_show_all(fixseq_cmd: Run, tmp_path: Path) -> None:
     names = ["FIX.4.4:BANK->BROKER", "a+b c", "\N{CHART WITH UPWARDS TREND}"]
     encoded = ["FIX.4.4%3ABANK-%3EBROKER", "a+b%20c", "%F0%9F%93%88"]
     for n, enc in enumerate(encoded, start=1):
-        fixseq_cmd("set", f"{base}?session={enc}", "--next-out", str(100 * n))
+        fixseq_cmd("set", f"{base}?session={enc}", "--next-out", str(100 * n), "--create")
     assert list_sessions(db) == sorted(names)
 
     listed = fixseq_cmd.json("sessions", base)
@@ -356,13 +389,13 @@ def test_sqlite_set_while_engine_runs(fixseq_cmd: Run, tmp_path: Path) -> None:
 def test_default_url_and_env(fixseq_cmd: Run, tmp_path: Path) -> None:
     # No URL and no FIXSEQ_URL: sqlite:fixseq.db?session=default in the working directory.
     fixseq_cmd("show", code=1)
-    fixseq_cmd("set", "--next-out", "7")
+    fixseq_cmd("set", "--next-out", "7", "--create")
     assert list_sessions(tmp_path / "fixseq.db") == ["default"]
     assert fixseq_cmd.json("show")["next_out"] == 7
     assert fixseq_cmd.json("sessions")["sessions"] == ["default"]
     # FIXSEQ_URL overrides the default; an explicit URL overrides FIXSEQ_URL.
     env = {"FIXSEQ_URL": f"file:{tmp_path}/env.seq"}
-    fixseq_cmd("set", "--next-in", "12", env=env)
+    fixseq_cmd("set", "--next-in", "12", "--create", env=env)
     assert fixseq_cmd.json("show", env=env)["next_in"] == 12
     assert fixseq_cmd.json("show", "sqlite:fixseq.db?session=default", env=env)["next_in"] == 1
     proc = fixseq_cmd("reset", env=env, stdin="n\n", code=1)
@@ -580,8 +613,8 @@ def test_postgres(fixseq_cmd: Run) -> None:
     try:
         assert fixseq_cmd.json("sessions", base)["sessions"] == []
         fixseq_cmd("show", one, code=1)
-        assert fixseq_cmd.json("set", one, "--next-out", "1005")["next_out"] == 1005
-        fixseq_cmd("set", two, "--next-in", "3")
+        assert fixseq_cmd.json("set", one, "--next-out", "1005", "--create")["next_out"] == 1005
+        fixseq_cmd("set", two, "--next-in", "3", "--create")
         assert fixseq_cmd.json("sessions", base)["sessions"] == ["FIX.4.4:A->B", "second"]
         everything = fixseq_cmd.json("show", base)
         sessions = everything["sessions"]

@@ -238,10 +238,10 @@ def test_audit_line_redacts_the_password(child_env: dict[str, str], tmp_path: Pa
     url = pg_url(session=f"ops-{uuid.uuid4().hex}")
     if "@" not in url or ":" not in url.split("@")[0].split("//")[1]:
         url = url.replace("postgresql://", "postgresql://fixseq_nobody:s3cret@", 1)
-        proc = fixseq(child_env, tmp_path, "set", url, "--next-out", "3", code=1)
+        proc = fixseq(child_env, tmp_path, "set", url, "--next-out", "3", "--create", code=1)
         assert "s3cret" not in proc.stderr
         return
-    proc = fixseq(child_env, tmp_path, "set", url, "--next-out", "3")
+    proc = fixseq(child_env, tmp_path, "set", url, "--next-out", "3", "--create")
     (record,) = audit_lines(proc)
     assert "s3cret" not in proc.stderr and record["store"] != url
 
