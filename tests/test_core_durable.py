@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from fixseq import MAX_SEQ_NUM, SeqCounters, SeqNumExhaustedError, StoreClosedError, StoreIOError
+from fixseq import (
+    MAX_SEQ_NUM,
+    InvalidSeqNumError,
+    SeqCounters,
+    SeqNumExhaustedError,
+    StoreClosedError,
+    StoreIOError,
+)
 
 if TYPE_CHECKING:
     import datetime
@@ -181,7 +188,7 @@ def test_reserve_never_lets_the_durable_value_fall_behind() -> None:
 
 @pytest.mark.parametrize("bad", [0, -3])
 def test_reserve_below_one_is_rejected(bad: int) -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(InvalidSeqNumError, match=r"^reserve must be in 1\.\.MAX_SEQ_NUM"):
         RecordingStore(reserve=bad)
     with pytest.raises(TypeError):
         RecordingStore(reserve=2.0)  # type: ignore[arg-type]
