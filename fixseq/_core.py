@@ -11,15 +11,19 @@ the closed and failed states: they live here, once.
 
 from __future__ import annotations
 
-import datetime
 import os
 import threading
-import weakref
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
+from ._forks import keep_forever, register_open, unregister_open
 from ._protocols import MAX_SEQ_NUM, SeqState
+from ._rules import (
+    check_created_at,
+    check_reserve,
+    check_seq_num,
+    utc_now,
+)
 from .errors import (
-    InvalidSeqNumError,
     SeqNumExhaustedError,
     StoreClosedError,
     StoreForkedError,
@@ -27,116 +31,12 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    import datetime
     from types import TracebackType
 
     from typing_extensions import Self
 
-__all__ = [
-    "SeqCounters",
-    "check_bool",
-    "check_reserve",
-    "check_seq_num",
-    "check_session_name",
-    "utc_now",
-]
-
-_UTC = datetime.timezone.utc
-
-
-def utc_now() -> datetime.datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.datetime.now(_UTC)
-
-
-def check_seq_num(value: object, name: str = "seq_num", *, limit: int = MAX_SEQ_NUM) -> int:
-    """Return ``value`` if it is an ``int`` in ``1..limit``.
-
-    Raises:
-        TypeError: ``value`` is not an ``int`` (a ``bool``, a float and a str are not).
-        InvalidSeqNumError: ``value`` is below 1 or above ``limit``.
-    """
-    if type(value) is not int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        value = int(value)
-    if not 1 <= value <= limit:
-        raise InvalidSeqNumError(f"{name} must be in 1..{limit}, got {value}")
-    return value
-
-
-def check_reserve(value: object) -> int:
-    """Return ``value`` if it can be a store's ``reserve=``: an ``int`` in ``1..MAX_SEQ_NUM``.
-
-    Every store, async twin and URL checks ``reserve`` here, so the refusal
-    reads the same everywhere. No block can be larger than the numbers there
-    are; a larger one would overflow a 64-bit column or counter.
-
-    Raises:
-        TypeError: ``value`` is not an ``int`` (a ``bool`` is not).
-        InvalidSeqNumError: ``value`` is below 1 or above ``MAX_SEQ_NUM``.
-    """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"reserve must be an int, not {type(value).__name__}")
-    if not 1 <= value <= MAX_SEQ_NUM:
-        raise InvalidSeqNumError(
-            f"reserve must be in 1..MAX_SEQ_NUM ({MAX_SEQ_NUM}), got {int(value)}"
-        )
-    return int(value)
-
-
-def check_bool(value: object, name: str) -> bool:
-    """Return ``value`` if it is a ``bool``: the rule of every store's flag keyword.
-
-    An ``int`` is refused too (``create=1`` is a mistake more often than not,
-    and the stores must agree).
-
-    Raises:
-        TypeError: ``value`` is not a ``bool``.
-    """
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
-def check_session_name(value: object, name: str = "session") -> str:
-    """Return ``value`` as a plain ``str`` if it can name a session in any store.
-
-    Any non-empty unicode text is a session name, of any length: a FIX session
-    id such as ``"FIX.4.4:BANK->BROKER"``, quotes, emoji. Stores keep it exactly
-    (no case folding, no normalization) and reach SQL with it only as a bound
-    parameter.
-
-    Raises:
-        TypeError: ``value`` is not a ``str``.
-        ValueError: ``value`` is empty, contains NUL (which SQL text and C
-            strings truncate at) or a lone surrogate (which has no UTF-8 form).
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    value = str.__str__(value)  # a str subclass could compare or hash differently
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL (\\x00)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid unicode text (a lone surrogate)") from None
-    return value
-
-
-def check_created_at(value: object) -> datetime.datetime:
-    """Return ``value`` as an aware UTC datetime.
-
-    Raises:
-        TypeError: ``value`` is not a ``datetime.datetime``.
-        ValueError: ``value`` is naive (has no timezone).
-    """
-    if not isinstance(value, datetime.datetime):
-        raise TypeError(f"created_at must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("created_at must be timezone-aware; a naive datetime is ambiguous")
-    return value.astimezone(_UTC)
+__all__ = ["SeqCounters"]
 
 
 class _NoLock:
@@ -152,53 +52,6 @@ class _NoLock:
 
 
 _NO_LOCK = _NoLock()
-
-
-# -- fork() -----------------------------------------------------------------------
-#
-# A forked child inherits copies of the parent's open stores: counters, reserved
-# blocks, file descriptors, database connections. Each open store is listed here
-# (weakly, by id: a subclass need not be hashable), and the child's at-fork hook
-# turns each into the "forked" state, so no call (not even one served from a block
-# in memory) costs an os.getpid() compare: the hook sets the core's fast-path
-# limits to 0 and the slow path raises.
-_OPEN_STORES: weakref.WeakValueDictionary[int, SeqCounters] = weakref.WeakValueDictionary()
-_OPEN_STORES_LOCK = threading.Lock()
-# The stores a forked child inherited, referenced for ever (see _keep_forever).
-_INHERITED: list[object] = []
-
-
-def _keep_forever(obj: object) -> None:
-    """Never let ``obj`` be deallocated in this (forked) process.
-
-    Deallocating an inherited sqlite3 or psycopg connection does what close()
-    does: SQLite may checkpoint and delete the parent's -wal, libpq sends a
-    Terminate message on the parent's socket. A reference from a module list
-    lasts until interpreter shutdown, which clears modules; one reference taken
-    at the C level is never given back, so the object outlives even that.
-    """
-    _INHERITED.append(obj)
-    try:
-        import ctypes
-
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-    except Exception:  # pragma: no cover - no ctypes: the module list still holds it
-        pass
-
-
-def _after_fork_in_child() -> None:
-    global _OPEN_STORES_LOCK
-    # Only the forking thread runs in the child: a lock another thread of the
-    # parent held at the fork would never be released. Nothing here takes one.
-    _OPEN_STORES_LOCK = threading.Lock()
-    inherited = list(_OPEN_STORES.values())
-    _OPEN_STORES.clear()
-    for store in inherited:
-        store._mark_forked()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SeqCounters:
@@ -281,8 +134,7 @@ class SeqCounters:
         # The process that opened the store: the only one it serves (see _mark_forked).
         self._pid = os.getpid()
         self._forked = False
-        with _OPEN_STORES_LOCK:
-            _OPEN_STORES[id(self)] = self
+        register_open(self)
 
     # -- hooks for durable stores -------------------------------------------
 
@@ -327,7 +179,7 @@ class SeqCounters:
             self._sleepers = (threading.Condition(self._lock), threading.Condition(self._lock))
             self._asleep = [0, 0]
             self._writing = False
-        _keep_forever(self)
+        keep_forever(self)
         try:
             self._after_fork_in_child()
         except Exception:  # pragma: no cover - an at-fork hook must not raise
@@ -941,8 +793,7 @@ class SeqCounters:
             # the connection and the -shm mapping are still the opener's).
             self._closed = True
             return None
-        with _OPEN_STORES_LOCK:
-            _OPEN_STORES.pop(id(self), None)
+        unregister_open(self)
         if self._shared:
             return self._close_shared()
         with self._lock:

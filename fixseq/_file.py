@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, NamedTuple
 
-from ._core import SeqCounters, check_bool, check_session_name, utc_now
+from ._core import SeqCounters
 from ._fileformat import (
     FILE_SIZE,
     MAX_SESSION_BYTES,
@@ -37,6 +37,7 @@ from ._fileformat import (
 from ._paths import check_not_dangling, discard, io_error, publish, temp_path
 from ._paths import sync_dir as _sync_dir  # one name here, so a test can skip the step
 from ._protocols import SeqState
+from ._rules import check_bool, check_session_name, utc_now
 from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError, StoreLockedError
 

@@ -25,9 +25,10 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from ._core import SeqCounters, check_bool, check_session_name, utc_now
+from ._core import SeqCounters
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
+from ._rules import check_bool, check_session_name, utc_now
 from ._sqlite_db import (
     BUMP_GENERATION,
     DEFAULT_BUSY_TIMEOUT,

@@ -12,7 +12,7 @@ import datetime
 import sqlite3
 from typing import TYPE_CHECKING
 
-from ._core import check_session_name
+from ._rules import check_session_name
 from ._sqlite_db import (
     DEFAULT_BUSY_TIMEOUT,
     Boundary,

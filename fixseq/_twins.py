@@ -29,8 +29,9 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._core import SeqCounters, check_seq_num
+from ._core import SeqCounters
 from ._protocols import AdminSeqStore, AsyncAdminSeqStore, AsyncSeqStore, SeqState, SeqStore
+from ._rules import check_seq_num
 
 if TYPE_CHECKING:
     import datetime

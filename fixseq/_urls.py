@@ -28,10 +28,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from ._core import check_reserve
 from ._file import FileSeqStore, read_file_state
 from ._memory import MemorySeqStore
 from ._protocols import MAX_SEQ_NUM, AdminSeqStore, AsyncAdminSeqStore
+from ._rules import check_reserve
 from ._sqlite import SqliteSeqStore, list_sessions, read_session_states
 from .errors import InvalidSeqNumError, SeqStoreError
 

@@ -45,8 +45,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
         "fixseq.fixcore needs fixcore-engine (Python 3.11+): pip install 'fixseq[fixcore]'"
     ) from exc
 
-from ._core import check_created_at, check_seq_num
 from ._engines import check_engine_url, close_all, open_session_store, session_name
+from ._rules import check_created_at, check_seq_num
 from ._schedule import ResetSchedule, reset_if_due
 from ._twins import offload, to_async
 

@@ -39,9 +39,10 @@ import weakref
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
 
-from ._core import SeqCounters, check_bool, check_reserve, check_session_name
+from ._core import SeqCounters
 from ._group import Batcher
 from ._protocols import MAX_SEQ_NUM
+from ._rules import check_bool, check_reserve, check_session_name
 from ._twins import AsyncAdminShell, open_in_thread
 from .errors import CorruptStoreError, SeqStoreError, StoreIOError
 

@@ -36,7 +36,7 @@ from fixseq import (
     _sqlite_db,
     list_sessions,
 )
-from fixseq._core import check_session_name
+from fixseq._rules import check_session_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
